@@ -1,0 +1,111 @@
+//! One small trait, one implementation per database. The executor is written once against it.
+
+pub mod postgres;
+pub mod sqlite;
+
+use serde::Deserialize;
+
+use crate::error::DbError;
+use crate::graph::Key;
+
+/// Django's history table. The name is fixed by Django's `MigrationRecorder`.
+pub const RECORDER_TABLE: &str = "django_migrations";
+
+/// How to reach one database, as resolved by the Python side from Django's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "vendor", rename_all = "lowercase")]
+pub enum ConnectionParams {
+    Sqlite {
+        path: String,
+    },
+    Postgresql {
+        #[serde(default)]
+        host: Option<String>,
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        dbname: String,
+        /// Schema isolation: the only schema on the search path of every transaction.
+        #[serde(default)]
+        schema: Option<String>,
+        #[serde(default)]
+        connect_timeout: Option<u64>,
+        #[serde(default)]
+        application_name: Option<String>,
+    },
+}
+
+impl ConnectionParams {
+    pub fn from_json(text: &str) -> Result<Self, DbError> {
+        serde_json::from_str(text).map_err(|e| DbError::Config(format!("invalid connection parameters: {e}")))
+    }
+}
+
+/// Rows to write to, and delete from, the history table together with a migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub applied: Vec<Key>,
+    pub unapplied: Vec<Key>,
+}
+
+/// A failing statement of a migration, kept with the statement so the user sees which one.
+#[derive(Debug)]
+pub struct StatementError {
+    pub statement: String,
+    pub source: DbError,
+}
+
+impl From<DbError> for StatementError {
+    fn from(source: DbError) -> Self {
+        StatementError {
+            statement: String::new(),
+            source,
+        }
+    }
+}
+
+pub trait Backend: Send {
+    /// `MigrationRecorder.has_table`, as seen by this tenant only.
+    fn recorder_exists(&mut self) -> Result<bool, DbError>;
+    /// Create the history table with the DDL Django compiled for this vendor.
+    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError>;
+    /// Applied `(app, name)` rows; empty when the table does not exist yet.
+    fn applied(&mut self) -> Result<Vec<Key>, DbError>;
+    /// Run one migration's statements and its history rows in one transaction.
+    fn run_migration(&mut self, statements: &[String], recording: &Recording) -> Result<(), StatementError>;
+    /// Write history rows without running anything (`--fake`, soft-applied, squash bookkeeping).
+    fn record(&mut self, recording: &Recording) -> Result<(), DbError> {
+        self.run_migration(&[], recording).map_err(|e| e.source)
+    }
+}
+
+/// Quote an identifier the way both SQLite and PostgreSQL read it: double quotes, doubled inside.
+/// NUL cannot be represented in either, so it is refused rather than truncated.
+pub fn quote_ident(name: &str) -> Result<String, DbError> {
+    if name.contains('\0') {
+        return Err(DbError::Config("identifier contains a NUL character".into()));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+pub fn open(params: &ConnectionParams) -> Result<Box<dyn Backend>, DbError> {
+    match params {
+        ConnectionParams::Sqlite { path } => Ok(Box::new(sqlite::SqliteBackend::open(path)?)),
+        ConnectionParams::Postgresql { .. } => Ok(Box::new(postgres::PostgresBackend::open(params)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_nul_refused() {
+        assert_eq!(quote_ident("public_acme").unwrap(), "\"public_acme\"");
+        assert_eq!(quote_ident("a\"; DROP TABLE x; --").unwrap(), "\"a\"\"; DROP TABLE x; --\"");
+        assert!(quote_ident("a\0b").is_err());
+    }
+}

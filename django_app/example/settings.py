@@ -1,0 +1,60 @@
+"""Settings of the example project. Everything can be changed from the environment:
+
+- ``DATABASE_URL``-free on purpose: ``TM_DB_ENGINE=postgresql`` with ``TM_PG_HOST``,
+  ``TM_PG_PORT``, ``TM_PG_USER``, ``TM_PG_PASSWORD`` and ``TM_PG_NAME`` puts the master (and the
+  base for tenants) on PostgreSQL; the default is SQLite, with nothing to install.
+- ``TM_MASTER_SQLITE`` and ``TM_TENANT_DIR`` move the SQLite files.
+- ``TM_TENANT_APPS`` (comma separated) chooses which apps are migrated inside tenants.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
+DEBUG = True
+ALLOWED_HOSTS: list[str] = []
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "tenant_migrate",
+    "users",
+    "products",
+    "orders",
+]
+
+if os.environ.get("TM_DB_ENGINE") == "postgresql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("TM_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("TM_PG_PORT", "5432"),
+            "USER": os.environ.get("TM_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("TM_PG_PASSWORD", ""),
+            "NAME": os.environ.get("TM_PG_NAME", "tenant_migrate_example"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("TM_MASTER_SQLITE", str(BASE_DIR / "master.sqlite3")),
+        }
+    }
+
+DATABASE_ROUTERS = ["tenant_migrate.routers.TenantRouter"]
+
+TENANT_MIGRATE = {
+    # As in the spec: each tenant gets users, products and orders; set TM_TENANT_APPS to, say,
+    # "contenttypes,auth,users,products,orders" to give tenants content types and permissions.
+    "TENANT_APPS": os.environ.get("TM_TENANT_APPS", "users,products,orders").split(","),
+    "SQLITE_DIR": os.environ.get("TM_TENANT_DIR", str(BASE_DIR / "tenants")),
+    "DATABASE_NAME": "{tenant_id}_db",
+    "SCHEMA_NAME": "public_{tenant_id}",
+    "DEFAULT_ISOLATION": os.environ.get("TM_DEFAULT_ISOLATION", "database"),
+}

@@ -1,0 +1,50 @@
+"""The ``TENANT_MIGRATE`` settings dict, read when used (never at import time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # App labels whose migrations run inside each tenant. None: every app with migrations
+    # except tenant_migrate itself (the registry lives in the master database only).
+    "TENANT_APPS": None,
+    # Alias in DATABASES whose settings tenants inherit (engine, host, user...). For schema
+    # isolation its database is the shared one.
+    "DATABASE": "default",
+    # Folder of SQLite tenant databases; default: "tenants" beside the master SQLite file.
+    "SQLITE_DIR": None,
+    # Defaults derived from the tenant id.
+    "DATABASE_NAME": "{tenant_id}_db",
+    "SCHEMA_NAME": "public_{tenant_id}",
+    "DEFAULT_ISOLATION": "database",
+}
+
+
+def get(name: str) -> Any:
+    configured = getattr(settings, "TENANT_MIGRATE", {}) or {}
+    return configured.get(name, DEFAULTS[name])
+
+
+def base_alias() -> str:
+    return str(get("DATABASE"))
+
+
+def sqlite_dir() -> Path:
+    configured = get("SQLITE_DIR")
+    if configured:
+        return Path(configured).resolve()
+    master = settings.DATABASES[base_alias()].get("NAME") or "."
+    return (Path(str(master)).resolve().parent / "tenants").resolve()
+
+
+def tenant_apps() -> list[str] | None:
+    apps = get("TENANT_APPS")
+    return None if apps is None else [str(a) for a in apps]
+
+
+def is_tenant_app(label: str) -> bool:
+    apps = tenant_apps()
+    return label != "tenant_migrate" if apps is None else label in apps

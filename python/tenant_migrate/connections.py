@@ -1,0 +1,136 @@
+"""How a tenant is reached: Django settings for its alias, and the parameters Rust connects with.
+
+A tenant's connection is the base database's settings (``TENANT_MIGRATE["DATABASE"]``) with
+its own database name (database isolation) or its own schema (schema isolation), plus the
+per-tenant overrides stored in the registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from django.db import connections
+from django.db.backends.signals import connection_created
+
+from . import conf
+
+# alias -> schema, for the aliases this package registered (schema isolation has a schema).
+_TENANT_ALIASES: dict[str, str | None] = {}
+
+ALLOWED_OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
+
+
+class TenantConfigError(ValueError):
+    """The registry row or the settings cannot describe a reachable tenant."""
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an identifier, doubling embedded quotes (Django's quote_name does not)."""
+    if "\0" in name:
+        raise TenantConfigError("Identifier contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def is_tenant_alias(alias: str) -> bool:
+    return alias in _TENANT_ALIASES
+
+
+def vendor_of(settings_dict: dict[str, Any]) -> str:
+    engine = str(settings_dict.get("ENGINE", ""))
+    if engine.endswith("sqlite3"):
+        return "sqlite"
+    if "postgresql" in engine or "postgis" in engine:
+        return "postgresql"
+    raise TenantConfigError(f"Unsupported database engine for tenants: {engine!r}")
+
+
+def sqlite_path(database_name: str) -> Path:
+    """The tenant's SQLite file, which must stay inside the configured folder."""
+    folder = conf.sqlite_dir()
+    if not database_name or "\0" in database_name or "/" in database_name or "\\" in database_name:
+        raise TenantConfigError(f"Invalid SQLite database name {database_name!r}")
+    path = (folder / f"{database_name}.sqlite3").resolve()
+    if path.parent != folder:
+        raise TenantConfigError(f"SQLite database {database_name!r} would leave {folder}")
+    return path
+
+
+def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
+    """Django DATABASES entry for a tenant, and its schema (None for database isolation)."""
+    base = copy.deepcopy(connections.settings[conf.base_alias()])
+    vendor = vendor_of(base)
+    overrides = record.connection
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides or "{}")
+    for key, value in (overrides or {}).items():
+        if key not in ALLOWED_OVERRIDES:
+            raise TenantConfigError(f"Unsupported connection override {key!r}")
+        base[key] = value
+    if record.isolation == "database":
+        if vendor == "sqlite":
+            base["NAME"] = str(sqlite_path(record.database_name))
+        else:
+            base["NAME"] = record.database_name
+        return base, None
+    if record.isolation == "schema":
+        if vendor != "postgresql":
+            raise TenantConfigError("Schema isolation requires PostgreSQL")
+        if not record.schema_name:
+            raise TenantConfigError(f"Tenant {record.tenant_id!r} has no schema name")
+        return base, record.schema_name
+    raise TenantConfigError(f"Unknown isolation {record.isolation!r}")
+
+
+def rust_params(settings_dict: dict[str, Any], schema: str | None = None) -> str:
+    """Connection parameters for the Rust core, as JSON."""
+    vendor = vendor_of(settings_dict)
+    if vendor == "sqlite":
+        return json.dumps({"vendor": "sqlite", "path": str(settings_dict["NAME"])})
+    port = settings_dict.get("PORT")
+    return json.dumps(
+        {
+            "vendor": "postgresql",
+            "host": settings_dict.get("HOST") or None,
+            "port": int(port) if port else None,
+            "user": settings_dict.get("USER") or None,
+            "password": settings_dict.get("PASSWORD") or None,
+            "dbname": settings_dict.get("NAME"),
+            "schema": schema,
+        }
+    )
+
+
+def master_params() -> str:
+    return rust_params(connections.settings["default"])
+
+
+def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None) -> None:
+    """Make ``connections[alias]`` reach the tenant (and, for a schema, only its schema)."""
+    if alias in connections.settings and not is_tenant_alias(alias):
+        raise TenantConfigError(f"Tenant alias {alias!r} collides with a DATABASES entry")
+    if is_tenant_alias(alias) and connections.settings.get(alias) == settings_dict:
+        return
+    if is_tenant_alias(alias):
+        connections[alias].close()
+        del connections[alias]
+    connections.settings[alias] = settings_dict
+    _TENANT_ALIASES[alias] = schema
+
+
+def _set_search_path(sender: Any, connection: Any, **kwargs: Any) -> None:
+    schema = _TENANT_ALIASES.get(connection.alias)
+    if schema is None:
+        return
+    # Bound value, never formatted: the name reaches the server as data.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_catalog.set_config('search_path', %s, false)",
+            [quote_ident(schema)],
+        )
+
+
+def install_signal_handlers() -> None:
+    connection_created.connect(_set_search_path, dispatch_uid="tenant_migrate_search_path")

@@ -1,0 +1,38 @@
+"""The spec's error texts, produced in one place for every command."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from . import _core
+from .connections import TenantConfigError
+from .graph import GraphError
+from .runner import TenantRunError
+
+
+class Error(CommandError):
+    """Printed by Django as ``Error: <message>`` (the class name), exit status 1."""
+
+
+def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
+    """Turn anything raised during a tenant run into one clear message."""
+    if isinstance(exc, Error):
+        return exc
+    if isinstance(exc, _core.ConnectionFailed):
+        return Error(f"Cannot connect to tenant database\n{exc}")
+    if isinstance(exc, _core.PermissionDenied):
+        return Error(f"User does not have permission to create tables\n{exc}")
+    if isinstance(exc, _core.ConflictingMigrations):
+        detail = str(exc).removeprefix("Conflicting migrations detected; ")
+        return Error(f"Conflicting migrations detected\n{detail[:1].upper()}{detail[1:]}")
+    if isinstance(exc, _core.MigrationFailed):
+        return Error(str(exc.args[0]))
+    if isinstance(exc, _core.InconsistentHistory):
+        where = f" for tenant '{tenant_id}'" if tenant_id else ""
+        return Error(f"Inconsistent migration history{where}: {exc}")
+    if isinstance(exc, (_core.TenantMigrateError, TenantConfigError, GraphError, TenantRunError)):
+        return Error(str(exc))
+    # Raised by Django while it applied a migration (RunPython, IrreversibleError, a database
+    # error): say which tenant, keep Django's own words.
+    where = f" for tenant '{tenant_id}'" if tenant_id else ""
+    return Error(f"Migration failed{where}: {type(exc).__name__}: {exc}")

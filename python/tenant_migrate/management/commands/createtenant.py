@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from tenant_migrate.errors import Error, to_command_error
+from tenant_migrate.provisioning import TenantSpec, create_tenant, defaults_for
+
+
+class Command(BaseCommand):
+    help = "Registers a tenant and creates its empty database or schema."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tenant-id", help="Unique id: lower-case letters, digits, _ and -.")
+        parser.add_argument("--name", help='Display name, e.g. "ACME Corporation".')
+        parser.add_argument("--isolation", choices=["database", "schema"])
+        parser.add_argument("--database-name", help="Database isolation: database name / file stem.")
+        parser.add_argument("--schema-name", help="Schema isolation: schema name.")
+        parser.add_argument(
+            "--connection",
+            help='JSON overrides of the base database settings, e.g. {"HOST": "db2", "PORT": 5433}.',
+        )
+        parser.add_argument(
+            "--migrate", action="store_true", help="Run migratetenant for the new tenant."
+        )
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive",
+            help="Do not prompt; missing values take their defaults.",
+        )
+
+    def ask(self, options: dict[str, Any], key: str, question: str, default: str) -> str:
+        value = options.get(key)
+        if value is not None:
+            return str(value)
+        if not options["interactive"]:
+            return default
+        try:
+            answer = input(f"{question} [{default}]: ").strip()
+        except EOFError:
+            raise Error(
+                f"No value for --{key.replace('_', '-')} and no input to ask for it "
+                "(pass it on the command line, or --no-input for the default)."
+            ) from None
+        return answer or default
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            tenant_id = options.get("tenant_id")
+            if tenant_id is None:
+                if not options["interactive"]:
+                    raise Error("--tenant-id is required with --no-input.")
+                tenant_id = self.ask(options, "tenant_id", "Tenant id", "")
+                if not tenant_id:
+                    raise Error("A tenant id is required.")
+            from tenant_migrate import conf
+
+            name = self.ask(options, "name", "Display name", tenant_id)
+            isolation = self.ask(options, "isolation", "Isolation (database/schema)",
+                                 conf.get("DEFAULT_ISOLATION"))
+            database_default, schema_default = defaults_for(tenant_id)
+            database_name = schema_name = ""
+            if isolation == "database":
+                database_name = self.ask(options, "database_name", "Database name", database_default)
+            else:
+                schema_name = self.ask(options, "schema_name", "Schema name", schema_default)
+            try:
+                overrides = json.loads(options["connection"]) if options.get("connection") else {}
+            except json.JSONDecodeError as err:
+                raise Error(f"--connection is not valid JSON: {err}") from None
+            if not isinstance(overrides, dict):
+                raise Error("--connection must be a JSON object.")
+            where = create_tenant(
+                TenantSpec(tenant_id, name, isolation, database_name, schema_name, overrides)
+            )
+        except Exception as exc:
+            if options.get("traceback") and not isinstance(exc, Error):
+                raise
+            raise to_command_error(exc) from exc
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                self.style.SUCCESS(f"Tenant '{tenant_id}' created ({name}, {isolation} isolation: {where}).")
+            )
+        if options["migrate"]:
+            call_command(
+                "migratetenant",
+                tenant_id=tenant_id,
+                interactive=options["interactive"],
+                verbosity=options["verbosity"],
+                stdout=self.stdout._out,
+                stderr=self.stderr._out,
+                no_color=options.get("no_color", False),
+            )

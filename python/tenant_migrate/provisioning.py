@@ -1,0 +1,116 @@
+"""Creating a tenant: validate, provision its database or schema, register it."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connections, transaction
+
+from . import conf
+from .connections import (
+    TenantConfigError,
+    quote_ident,
+    sqlite_path,
+    tenant_settings,
+    vendor_of,
+)
+from .models import Tenant, validate_tenant_id
+
+
+@dataclass
+class TenantSpec:
+    tenant_id: str
+    name: str
+    isolation: str
+    database_name: str = ""
+    schema_name: str = ""
+    connection: dict[str, Any] = field(default_factory=dict)
+
+
+def defaults_for(tenant_id: str) -> tuple[str, str]:
+    return (
+        conf.get("DATABASE_NAME").format(tenant_id=tenant_id),
+        conf.get("SCHEMA_NAME").format(tenant_id=tenant_id),
+    )
+
+
+def validate(spec: TenantSpec) -> None:
+    try:
+        validate_tenant_id(spec.tenant_id)
+    except ValidationError as err:
+        raise TenantConfigError(f"Invalid tenant id '{spec.tenant_id}'. {err.messages[0]}") from None
+    if spec.tenant_id in connections.settings:
+        raise TenantConfigError(
+            f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
+            "in DATABASES; choose another tenant id."
+        )
+    if Tenant.objects.filter(tenant_id=spec.tenant_id).exists():
+        raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
+    if spec.isolation not in Tenant.Isolation.values:
+        raise TenantConfigError(
+            f"Invalid isolation '{spec.isolation}'; choose 'database' or 'schema'."
+        )
+    if not spec.name.strip():
+        raise TenantConfigError("The tenant name must not be empty.")
+
+
+def create_tenant(spec: TenantSpec) -> str:
+    """Register and provision a tenant; returns where its data lives, for the user."""
+    validate(spec)
+    tenant = Tenant(
+        tenant_id=spec.tenant_id,
+        name=spec.name,
+        isolation=spec.isolation,
+        database_name=spec.database_name if spec.isolation == "database" else "",
+        schema_name=spec.schema_name if spec.isolation == "schema" else "",
+        connection=spec.connection,
+    )
+    settings_dict, schema = tenant_settings(tenant)
+    with transaction.atomic(using="default"):
+        tenant.save(using="default")
+        return provision(settings_dict, schema)
+
+
+def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
+    """Create the tenant's empty database file, database or schema."""
+    vendor = vendor_of(settings_dict)
+    if vendor == "sqlite":
+        path = sqlite_path_from(settings_dict)
+        if path.exists():
+            raise TenantConfigError(f"The database file {path} already exists.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
+        return str(path)
+    return provision_postgres(settings_dict, schema)
+
+
+def sqlite_path_from(settings_dict: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    return Path(settings_dict["NAME"])
+
+
+def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str:
+    import psycopg
+
+    params = {
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "autocommit": True,
+    }
+    name = settings_dict["NAME"]
+    if schema is None:
+        with psycopg.connect(dbname="postgres", **params) as conn:
+            conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+        return f"database {name}"
+    with psycopg.connect(dbname=name, **params) as conn:
+        conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+    return f"schema {schema} in database {name}"
+
+
+__all__ = ["TenantSpec", "create_tenant", "defaults_for", "sqlite_path"]

@@ -1,0 +1,332 @@
+"""One tenant's migration run: Rust plans and executes, Django compiles SQL and runs Python.
+
+The order of events mirrors Django's ``migrate`` command: plan, header, ``pre_migrate``,
+migrations, ``post_migrate``. Everything printed goes through the command's ``stdout`` so
+``call_command`` can capture it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.core.management.base import OutputWrapper
+from django.core.management.color import Style
+from django.core.management.commands.migrate import Command as DjangoMigrate
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ModelState, ProjectState
+from django.db.models import signals
+
+from . import _core, conf
+from .connections import master_params, register_alias, rust_params, tenant_settings
+from .graph import graph_json, needs_django
+from .models import Tenant
+
+
+@dataclass
+class MigrateOptions:
+    app_label: str | None = None
+    migration_name: str | None = None
+    plan: bool = False
+    fake: bool = False
+    fake_initial: bool = False
+    interactive: bool = True
+    verbosity: int = 1
+
+
+class TenantRunError(Exception):
+    """A failure to report to the user as one clear message."""
+
+
+def migration_label(app: str, name: str) -> str:
+    """How the spec names a migration in output: ``users/0001_initial.py``."""
+    return f"{app}/{name}.py"
+
+
+def lookup(tenant_id: str) -> _core.TenantRecord:
+    return _core.lookup_tenant(master_params(), Tenant._meta.db_table, tenant_id)
+
+
+class DjangoHooks:
+    """What the Rust executor asks of Django, in execution order, on the tenant connection.
+
+    It keeps the project state exactly as ``MigrationExecutor.migrate`` does, so SQL compiled
+    for a migration sees the models as Django would see them at that point.
+    """
+
+    def __init__(
+        self,
+        executor: MigrationExecutor,
+        plan: list[tuple[Migration, bool]],
+        full_plan: list[Migration],
+        state: ProjectState,
+        out: Output,
+    ) -> None:
+        self.executor = executor
+        self.connection = executor.connection
+        self.nodes = executor.loader.graph.nodes
+        self.plan = plan
+        self.full_plan = full_plan
+        self.out = out
+        self.state = state
+        self.backwards = bool(plan) and plan[0][1]
+        self.states: dict[Migration, ProjectState] = {}
+        if self.backwards:
+            self._render_backwards_states()
+
+    def _render_backwards_states(self) -> None:
+        # Django's _migrate_all_backwards: the state before each migration to unapply.
+        to_run = {m for m, _ in self.plan}
+        state = self.executor._create_project_state()
+        self.applied = {
+            self.nodes[key] for key in self.executor.loader.applied_migrations if key in self.nodes
+        }
+        for migration in self.full_plan:
+            if not to_run:
+                break
+            if migration in to_run:
+                if "apps" not in state.__dict__:
+                    state.apps  # noqa: B018  (render once, as Django does)
+                self.states[migration] = state
+                state = migration.mutate_state(state, preserve=True)
+                to_run.remove(migration)
+            elif migration in self.applied:
+                migration.mutate_state(state, preserve=False)
+
+    def final_state(self) -> ProjectState:
+        if not self.backwards:
+            return self.state
+        for migration, _ in self.plan:
+            self.applied.discard(migration)
+        last = self.plan[-1][0]
+        state = self.states[last]
+        del state.apps
+        index = self.full_plan.index(last)
+        for migration in self.full_plan[index:]:
+            if migration in self.applied:
+                migration.mutate_state(state, preserve=False)
+        return state
+
+    def _render(self) -> None:
+        if "apps" not in self.state.__dict__:
+            self.state.apps  # noqa: B018
+
+    # The callbacks, named as in the executor's Hooks trait.
+
+    def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
+        self.out.step_started(app, name, backwards)
+
+    def soft_applied(self, app: str, name: str) -> bool:
+        self._render()
+        applied, self.state = self.executor.detect_soft_applied(self.state, self.nodes[(app, name)])
+        return bool(applied)
+
+    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        migration = self.nodes[(app, name)]
+        if needs_django(migration):
+            return None
+        if backwards:
+            with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                migration.unapply(self.states[migration], editor)
+            return list(editor.collected_sql)
+        self._render()
+        with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            self.state = migration.apply(self.state, editor)
+        return list(editor.collected_sql)
+
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> None:
+        migration = self.nodes[(app, name)]
+        if backwards:
+            self.executor.unapply_migration(self.states[migration], migration)
+        else:
+            self._render()
+            self.state = self.executor.apply_migration(self.state, migration)
+
+    def finished(self, report: _core.StepReport) -> None:
+        self.out.step_finished(report)
+
+
+class Output:
+    """Django-style output for one tenant, written to the command's stdout."""
+
+    def __init__(self, stdout: OutputWrapper, style: Style, verbosity: int, prefix: str = ""):
+        self.stdout = stdout
+        self.style = style
+        self.verbosity = verbosity
+        self.prefix = prefix
+        self.line_open = False
+
+    def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
+        if self.verbosity >= min_verbosity:
+            self.stdout.write(self.prefix + text, style_func)
+
+    def step_started(self, app: str, name: str, backwards: bool) -> None:
+        if self.verbosity >= 1:
+            verb = "Unapplying " if backwards else ""
+            self.stdout.write(f"{self.prefix}  {verb}{migration_label(app, name)} ...", ending="")
+            self.stdout.flush()
+            self.line_open = True
+
+    def step_finished(self, report: _core.StepReport) -> None:
+        if self.verbosity >= 1:
+            text = f" {report.outcome}"
+            if self.verbosity >= 2:
+                text += f" ({report.seconds:.3f}s)"
+            self.stdout.write(self.style.SUCCESS(text))
+            self.line_open = False
+
+    def close_line(self) -> None:
+        if self.line_open:
+            self.stdout.write(self.style.ERROR(" FAILED"))
+            self.line_open = False
+
+
+def ordered_apps(labels: list[str]) -> list[str]:
+    """Apps in INSTALLED_APPS order, as the spec's header lists them."""
+    order = {c.label: i for i, c in enumerate(global_apps.get_app_configs())}
+    return sorted(labels, key=lambda a: (order.get(a, len(order)), a))
+
+
+def print_plan(out: Output, tenant_id: str, plan: _core.Plan, loader: MigrationLoader) -> None:
+    out.write(f"Planned operations for tenant '{tenant_id}':", out.style.MIGRATE_HEADING)
+    if not plan.steps:
+        out.write("  No planned migration operations.")
+        return
+    for app, name, backwards in plan.steps:
+        verb = "Unapply " if backwards else ""
+        out.write(f"  {verb}{migration_label(app, name)}")
+        if out.verbosity < 2:
+            continue
+        migration = loader.disk_migrations[(app, name)]
+        if not migration.atomic:
+            out.write("    (non-atomic: runs outside a transaction)", out.style.WARNING)
+        for operation in migration.operations:
+            text, is_error = DjangoMigrate.describe_operation(operation, backwards)
+            out.write("    " + text, out.style.WARNING if is_error else None)
+
+
+def print_header(out: Output, plan: _core.Plan) -> None:
+    kind, values = plan.header
+    out.write("Operations to perform:", out.style.MIGRATE_HEADING)
+    if kind == "apply_all":
+        apps = ", ".join(ordered_apps(values)) or "(none)"
+        out.write(out.style.MIGRATE_LABEL("  Apply all migrations: ") + apps)
+    elif kind == "specific":
+        out.write(out.style.MIGRATE_LABEL("  Target specific migration: ") + f"{values[1]}, from {values[0]}")
+    else:
+        out.write(out.style.MIGRATE_LABEL("  Unapply all migrations: ") + values[0])
+
+
+def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
+    """Django's emit_pre/post_migrate_signal, for the tenant apps only."""
+    when = "pre" if signal is signals.pre_migrate else "post"
+    for app_config in global_apps.get_app_configs():
+        if app_config.models_module is None or not conf.is_tenant_app(app_config.label):
+            continue
+        out.write(f"Running {when}-migrate handlers for application {app_config.label}", min_verbosity=2)
+        signal.send(
+            sender=app_config,
+            app_config=app_config,
+            verbosity=opts.verbosity,
+            interactive=opts.interactive,
+            using=alias,
+            stdout=out.stdout,
+            apps=state_apps,
+            plan=plan,
+        )
+
+
+def recorder_ddl(connection: Any) -> list[str]:
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        editor.create_model(MigrationRecorder(connection).Migration)
+    return list(editor.collected_sql)
+
+
+def migrate_tenant(tenant_id: str, opts: MigrateOptions, out: Output) -> _core.Report | None:
+    """Run (or, with ``opts.plan``, show) one tenant's migrations. Returns the Rust report."""
+    record = lookup(tenant_id)
+    settings_dict, schema = tenant_settings(record)
+    alias = record.tenant_id
+    register_alias(alias, settings_dict, schema)
+    if opts.app_label:
+        try:
+            global_apps.get_app_config(opts.app_label)
+        except LookupError as err:
+            raise TenantRunError(str(err)) from None
+        if not conf.is_tenant_app(opts.app_label):
+            raise TenantRunError(f"App '{opts.app_label}' is not a tenant app.")
+    loader = MigrationLoader(None, replace_migrations=False)
+    graph = graph_json(loader)
+    database = _core.TenantDatabase(rust_params(settings_dict, schema))
+    connection = connections[alias]
+    try:
+        plan = database.plan(graph, opts.app_label, opts.migration_name)
+        if opts.plan:
+            print_plan(out, tenant_id, plan, loader)
+            return None
+        return _run(database, connection, plan, record, opts, out)
+    finally:
+        database.close()
+        connection.close()
+
+
+def _run(
+    database: _core.TenantDatabase,
+    connection: Any,
+    plan: _core.Plan,
+    record: _core.TenantRecord,
+    opts: MigrateOptions,
+    out: Output,
+) -> _core.Report:
+    out.write(f"Running migrations for tenant: {record.name}", out.style.MIGRATE_HEADING)
+    connection.prepare_database()
+    executor = MigrationExecutor(connection)
+    if not plan.replace_migrations:
+        executor.loader.replace_migrations = False
+        executor.loader.build_graph()
+    nodes = executor.loader.graph.nodes
+    django_plan = [(nodes[(a, n)], b) for a, n, b in plan.steps]
+    full_plan = [nodes[key] for key in plan.full_plan]
+
+    print_header(out, plan)
+    pre_state = executor._create_project_state(with_applied_migrations=True)
+    emit(signals.pre_migrate, out, connection.alias, opts, pre_state.apps, django_plan)
+
+    out.write("Running migrations:", out.style.MIGRATE_HEADING)
+    if not django_plan:
+        out.write("  No migrations to apply.")
+    hooks = DjangoHooks(executor, django_plan, full_plan, pre_state.clone(), out)
+    try:
+        report = database.migrate(
+            plan,
+            hooks,
+            tenant=record.tenant_id,
+            recorder_ddl=recorder_ddl(connection),
+            fake=opts.fake and bool(django_plan),
+            fake_initial=opts.fake_initial and bool(django_plan),
+        )
+    finally:
+        out.close_line()
+
+    post_state = hooks.final_state()
+    post_state.clear_delayed_apps_cache()
+    post_apps = post_state.apps
+    with post_apps.bulk_update():
+        model_keys = []
+        for model_state in post_apps.real_models:
+            model_key = model_state.app_label, model_state.name_lower
+            model_keys.append(model_key)
+            post_apps.unregister_model(*model_key)
+    post_apps.render_multiple(
+        [ModelState.from_model(global_apps.get_model(*model)) for model in model_keys]
+    )
+    emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
+    out.write(
+        f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS
+    )
+    return report

@@ -13,7 +13,10 @@ pub enum PlanError {
     #[error("{0}")]
     CircularDependency(String),
     #[error("Migration {migration} is applied before its dependency {dependency}.")]
-    InconsistentHistory { migration: String, dependency: String },
+    InconsistentHistory {
+        migration: String,
+        dependency: String,
+    },
     #[error(
         "Conflicting migrations detected; multiple leaf nodes in the migration graph: ({0}).\n\
          To fix them run 'python manage.py makemigrations --merge'"
@@ -37,7 +40,10 @@ pub enum DbError {
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{message}")]
-    Query { message: String, sqlstate: Option<String> },
+    Query {
+        message: String,
+        sqlstate: Option<String>,
+    },
     #[error("{0}")]
     Config(String),
 }
@@ -66,7 +72,9 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// A statement of a migration failed; nothing of that migration was kept.
-    #[error("Migration {migration} failed for tenant '{tenant}': {source}\nStatement: {statement}")]
+    #[error(
+        "Migration {migration} failed for tenant '{tenant}': {source}\nStatement: {statement}"
+    )]
     MigrationFailed {
         tenant: String,
         migration: String,

@@ -7,22 +7,102 @@ use pyo3::prelude::*;
 
 use crate::error::{self as core, DbError, Error};
 
-create_exception!(_core, TenantMigrateError, PyException, "Root of every error raised by tenant_migrate._core.");
-create_exception!(_core, TenantNotFound, TenantMigrateError, "No tenant with this id in the registry.");
-create_exception!(_core, ConnectionFailed, TenantMigrateError, "The tenant's (or master) database cannot be reached.");
-create_exception!(_core, PermissionDenied, TenantMigrateError, "The database refused for lack of privilege (SQLSTATE 42501).");
-create_exception!(_core, DatabaseError, TenantMigrateError, "Any other database error.");
-create_exception!(_core, InvalidArgument, TenantMigrateError, "Bad input handed to the core.");
-create_exception!(_core, MigrationFailed, TenantMigrateError, "A migration's statement failed; args: (message, tenant, migration, statement, reason).");
-create_exception!(_core, PlanError, TenantMigrateError, "Django would refuse to plan this migration run.");
-create_exception!(_core, NodeNotFound, PlanError, "A dependency names a migration that does not exist (Django's NodeNotFoundError).");
-create_exception!(_core, CircularDependency, PlanError, "The graph has a cycle (Django's CircularDependencyError).");
-create_exception!(_core, InconsistentHistory, PlanError, "An applied migration has an unapplied dependency.");
-create_exception!(_core, ConflictingMigrations, PlanError, "An app has more than one leaf migration.");
-create_exception!(_core, AppWithoutMigrations, PlanError, "The app has no migrations module.");
-create_exception!(_core, MigrationNotFound, PlanError, "No migration of the app matches the name prefix.");
-create_exception!(_core, AmbiguousMigration, PlanError, "Several migrations of the app match the name prefix.");
-create_exception!(_core, InvalidPlan, PlanError, "The plan mixes forwards and backwards steps.");
+create_exception!(
+    _core,
+    TenantMigrateError,
+    PyException,
+    "Root of every error raised by tenant_migrate._core."
+);
+create_exception!(
+    _core,
+    TenantNotFound,
+    TenantMigrateError,
+    "No tenant with this id in the registry."
+);
+create_exception!(
+    _core,
+    ConnectionFailed,
+    TenantMigrateError,
+    "The tenant's (or master) database cannot be reached."
+);
+create_exception!(
+    _core,
+    PermissionDenied,
+    TenantMigrateError,
+    "The database refused for lack of privilege (SQLSTATE 42501)."
+);
+create_exception!(
+    _core,
+    DatabaseError,
+    TenantMigrateError,
+    "Any other database error."
+);
+create_exception!(
+    _core,
+    InvalidArgument,
+    TenantMigrateError,
+    "Bad input handed to the core."
+);
+create_exception!(
+    _core,
+    MigrationFailed,
+    TenantMigrateError,
+    "A migration's statement failed; args: (message, tenant, migration, statement, reason)."
+);
+create_exception!(
+    _core,
+    PlanError,
+    TenantMigrateError,
+    "Django would refuse to plan this migration run."
+);
+create_exception!(
+    _core,
+    NodeNotFound,
+    PlanError,
+    "A dependency names a migration that does not exist (Django's NodeNotFoundError)."
+);
+create_exception!(
+    _core,
+    CircularDependency,
+    PlanError,
+    "The graph has a cycle (Django's CircularDependencyError)."
+);
+create_exception!(
+    _core,
+    InconsistentHistory,
+    PlanError,
+    "An applied migration has an unapplied dependency."
+);
+create_exception!(
+    _core,
+    ConflictingMigrations,
+    PlanError,
+    "An app has more than one leaf migration."
+);
+create_exception!(
+    _core,
+    AppWithoutMigrations,
+    PlanError,
+    "The app has no migrations module."
+);
+create_exception!(
+    _core,
+    MigrationNotFound,
+    PlanError,
+    "No migration of the app matches the name prefix."
+);
+create_exception!(
+    _core,
+    AmbiguousMigration,
+    PlanError,
+    "Several migrations of the app match the name prefix."
+);
+create_exception!(
+    _core,
+    InvalidPlan,
+    PlanError,
+    "The plan mixes forwards and backwards steps."
+);
 
 impl From<core::PlanError> for PyErr {
     fn from(err: core::PlanError) -> PyErr {
@@ -92,8 +172,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NodeNotFound", py.get_type::<NodeNotFound>())?;
     m.add("CircularDependency", py.get_type::<CircularDependency>())?;
     m.add("InconsistentHistory", py.get_type::<InconsistentHistory>())?;
-    m.add("ConflictingMigrations", py.get_type::<ConflictingMigrations>())?;
-    m.add("AppWithoutMigrations", py.get_type::<AppWithoutMigrations>())?;
+    m.add(
+        "ConflictingMigrations",
+        py.get_type::<ConflictingMigrations>(),
+    )?;
+    m.add(
+        "AppWithoutMigrations",
+        py.get_type::<AppWithoutMigrations>(),
+    )?;
     m.add("MigrationNotFound", py.get_type::<MigrationNotFound>())?;
     m.add("AmbiguousMigration", py.get_type::<AmbiguousMigration>())?;
     m.add("InvalidPlan", py.get_type::<InvalidPlan>())?;

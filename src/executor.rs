@@ -54,7 +54,12 @@ pub fn recording_for(plan: &Plan, step: &Step) -> Recording {
     }
 }
 
-pub fn migrate(backend: &mut dyn Backend, plan: &Plan, hooks: &mut dyn Hooks, opts: &Options) -> Result<Report> {
+pub fn migrate(
+    backend: &mut dyn Backend,
+    plan: &Plan,
+    hooks: &mut dyn Hooks,
+    opts: &Options,
+) -> Result<Report> {
     let mut report = Report::default();
     // Like Django: no history table is created for an empty plan.
     if plan.steps.is_empty() {

@@ -134,7 +134,8 @@ impl Graph {
         if replace_migrations {
             for m in spec.replacements() {
                 let key = (m.app.clone(), m.name.clone());
-                let statuses: Vec<bool> = m.replaces.iter().map(|r| g.applied.contains(r)).collect();
+                let statuses: Vec<bool> =
+                    m.replaces.iter().map(|r| g.applied.contains(r)).collect();
                 let all = statuses.iter().all(|s| *s);
                 let any = statuses.iter().any(|s| *s);
                 if all {
@@ -201,7 +202,11 @@ impl Graph {
         }
     }
 
-    fn remove_replaced_nodes(&mut self, replacement: &Key, replaced: &[Key]) -> Result<(), PlanError> {
+    fn remove_replaced_nodes(
+        &mut self,
+        replacement: &Key,
+        replaced: &[Key],
+    ) -> Result<(), PlanError> {
         if !self.nodes.contains_key(replacement) {
             return Err(PlanError::NodeNotFound(format!(
                 "Unable to find replacement node {}. It was either never added to the migration graph, or has been removed.",
@@ -233,7 +238,11 @@ impl Graph {
         Ok(())
     }
 
-    fn remove_replacement_node(&mut self, replacement: &Key, replaced: &[Key]) -> Result<(), PlanError> {
+    fn remove_replacement_node(
+        &mut self,
+        replacement: &Key,
+        replaced: &[Key],
+    ) -> Result<(), PlanError> {
         let Some(node) = self.nodes.remove(replacement) else {
             return Err(PlanError::NodeNotFound(format!(
                 "Unable to remove replacement node {}. It was either never added to the migration graph, or has been removed already.",
@@ -289,7 +298,11 @@ impl Graph {
     }
 
     /// Django re-raises a missing node with more detail when a squash could not replace it (#23556).
-    fn explain_missing_node(&self, spec: &GraphSpec, (missing, message): (Key, String)) -> PlanError {
+    fn explain_missing_node(
+        &self,
+        spec: &GraphSpec,
+        (missing, message): (Key, String),
+    ) -> PlanError {
         let candidates: BTreeSet<Key> = spec
             .replacements()
             .filter(|m| m.replaces.contains(&missing))
@@ -301,7 +314,10 @@ impl Graph {
                 .and_then(|rest| rest.split(' ').next())
                 .unwrap_or_default()
                 .to_string();
-            let tries: Vec<String> = candidates.iter().map(|c| format!("{}.{}", c.0, c.1)).collect();
+            let tries: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{}.{}", c.0, c.1))
+                .collect();
             return PlanError::NodeNotFound(format!(
                 "Migration {} depends on nonexistent node ('{}', '{}'). Django tried to replace migration {}.{} with any of [{}] but wasn't able to because some of the replaced migrations are already applied.",
                 origin, missing.0, missing.1, missing.0, missing.1, tries.join(", ")
@@ -337,8 +353,10 @@ impl Graph {
                     match state.get(child) {
                         Some(1) => {
                             let from = path.iter().position(|k| *k == child).unwrap_or(0);
-                            let cycle: Vec<String> =
-                                path[from..].iter().map(|k| format!("{}.{}", k.0, k.1)).collect();
+                            let cycle: Vec<String> = path[from..]
+                                .iter()
+                                .map(|k| format!("{}.{}", k.0, k.1))
+                                .collect();
                             return Err(PlanError::CircularDependency(cycle.join(", ")));
                         }
                         Some(2) => {}
@@ -355,11 +373,17 @@ impl Graph {
     }
 
     pub fn parents(&self, key: &Key) -> impl Iterator<Item = &Key> {
-        self.nodes.get(key).into_iter().flat_map(|n| n.parents.iter())
+        self.nodes
+            .get(key)
+            .into_iter()
+            .flat_map(|n| n.parents.iter())
     }
 
     pub fn children(&self, key: &Key) -> impl Iterator<Item = &Key> {
-        self.nodes.get(key).into_iter().flat_map(|n| n.children.iter())
+        self.nodes
+            .get(key)
+            .into_iter()
+            .flat_map(|n| n.children.iter())
     }
 
     /// `MigrationGraph.iterative_dfs`: the same visiting order, hence the same plan order.
@@ -376,8 +400,14 @@ impl Graph {
                 visited.push(key.clone());
             } else {
                 stack.push((key, true));
-                let Some(node) = self.nodes.get(key) else { continue };
-                let next = if forwards { &node.parents } else { &node.children };
+                let Some(node) = self.nodes.get(key) else {
+                    continue;
+                };
+                let next = if forwards {
+                    &node.parents
+                } else {
+                    &node.children
+                };
                 stack.extend(next.iter().map(|k| (k, false)));
             }
         }
@@ -398,7 +428,10 @@ impl Graph {
         if self.is_real(key) {
             Ok(())
         } else {
-            Err(PlanError::NodeNotFound(format!("Node {} not a valid node", py_repr(key))))
+            Err(PlanError::NodeNotFound(format!(
+                "Node {} not a valid node",
+                py_repr(key)
+            )))
         }
     }
 
@@ -462,9 +495,21 @@ mod tests {
         let plan = g.forwards_plan(&k("orders", "0001")).unwrap();
         assert_eq!(
             plan,
-            vec![k("users", "0001"), k("users", "0002"), k("products", "0001"), k("orders", "0001")]
+            vec![
+                k("users", "0001"),
+                k("users", "0002"),
+                k("products", "0001"),
+                k("orders", "0001")
+            ]
         );
-        assert_eq!(g.leaf_nodes(None), vec![k("orders", "0001"), k("products", "0001"), k("users", "0002")]);
+        assert_eq!(
+            g.leaf_nodes(None),
+            vec![
+                k("orders", "0001"),
+                k("products", "0001"),
+                k("users", "0002")
+            ]
+        );
     }
 
     #[test]
@@ -501,7 +546,10 @@ mod tests {
 
     #[test]
     fn cycles_are_refused() {
-        let s = spec(vec![mig("a", "0001", &[("a", "0002")]), mig("a", "0002", &[("a", "0001")])]);
+        let s = spec(vec![
+            mig("a", "0001", &[("a", "0002")]),
+            mig("a", "0002", &[("a", "0001")]),
+        ]);
         assert!(matches!(
             Graph::build(&s, &BTreeSet::new(), true),
             Err(PlanError::CircularDependency(_))

@@ -39,7 +39,10 @@ struct TenantRecord {
 #[pymethods]
 impl TenantRecord {
     fn __repr__(&self) -> String {
-        format!("TenantRecord(tenant_id={:?}, isolation={:?})", self.tenant_id, self.isolation)
+        format!(
+            "TenantRecord(tenant_id={:?}, isolation={:?})",
+            self.tenant_id, self.isolation
+        )
     }
 }
 
@@ -136,7 +139,10 @@ struct PyHooks {
 }
 
 impl PyHooks {
-    fn call<T>(&mut self, f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>) -> Result<T, Error> {
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>,
+    ) -> Result<T, Error> {
         let result = Python::attach(|py| f(py, self.obj.bind(py)));
         result.map_err(|e| {
             self.error = Some(e);
@@ -147,11 +153,17 @@ impl PyHooks {
 
 impl executor::Hooks for PyHooks {
     fn started(&mut self, step: &Step, fake: bool) -> Result<(), Error> {
-        self.call(|_, o| o.call_method1("started", (&step.key.0, &step.key.1, step.backwards, fake)).map(|_| ()))
+        self.call(|_, o| {
+            o.call_method1("started", (&step.key.0, &step.key.1, step.backwards, fake))
+                .map(|_| ())
+        })
     }
 
     fn soft_applied(&mut self, step: &Step) -> Result<bool, Error> {
-        self.call(|_, o| o.call_method1("soft_applied", (&step.key.0, &step.key.1))?.extract::<bool>())
+        self.call(|_, o| {
+            o.call_method1("soft_applied", (&step.key.0, &step.key.1))?
+                .extract::<bool>()
+        })
     }
 
     fn compile(&mut self, step: &Step) -> Result<Option<Vec<String>>, Error> {
@@ -163,8 +175,11 @@ impl executor::Hooks for PyHooks {
 
     fn apply_with_django(&mut self, step: &Step) -> Result<(), Error> {
         self.call(|_, o| {
-            o.call_method1("apply_with_django", (&step.key.0, &step.key.1, step.backwards))
-                .map(|_| ())
+            o.call_method1(
+                "apply_with_django",
+                (&step.key.0, &step.key.1, step.backwards),
+            )
+            .map(|_| ())
         })
     }
 
@@ -189,10 +204,9 @@ impl TenantDatabase {
         f: impl FnOnce(&mut dyn Backend) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
         py.detach(|| {
-            let mut guard = self
-                .backend
-                .lock()
-                .map_err(|_| Error::InvalidArgument("the tenant connection is unusable after a crash".into()))?;
+            let mut guard = self.backend.lock().map_err(|_| {
+                Error::InvalidArgument("the tenant connection is unusable after a crash".into())
+            })?;
             let backend = guard
                 .as_mut()
                 .ok_or_else(|| Error::InvalidArgument("the tenant connection is closed".into()))?;
@@ -256,14 +270,19 @@ impl TenantDatabase {
         fake: bool,
         fake_initial: bool,
     ) -> PyResult<Report> {
-        let mut adapter = PyHooks { obj: hooks, error: None };
+        let mut adapter = PyHooks {
+            obj: hooks,
+            error: None,
+        };
         let opts = executor::Options {
             tenant: &tenant,
             fake,
             fake_initial,
             recorder_ddl: &recorder_ddl,
         };
-        let result = self.with_backend(py, |b| executor::migrate(b, &plan.inner, &mut adapter, &opts));
+        let result = self.with_backend(py, |b| {
+            executor::migrate(b, &plan.inner, &mut adapter, &opts)
+        });
         if let Some(err) = adapter.error.take() {
             return Err(err);
         }
@@ -309,7 +328,12 @@ fn compute_plan(
 
 /// Find a tenant in the registry table of the master database.
 #[pyfunction]
-fn lookup_tenant(py: Python<'_>, master_json: &str, table: &str, tenant_id: &str) -> PyResult<TenantRecord> {
+fn lookup_tenant(
+    py: Python<'_>,
+    master_json: &str,
+    table: &str,
+    tenant_id: &str,
+) -> PyResult<TenantRecord> {
     let record = py.detach(|| {
         let master = ConnectionParams::from_json(master_json)?;
         tenant::lookup(&master, table, tenant_id)

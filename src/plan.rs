@@ -123,7 +123,11 @@ pub fn plan_for_target(
 }
 
 /// `MigrationLoader.check_consistent_history`.
-fn check_consistent_history(spec: &GraphSpec, graph: &Graph, recorded: &BTreeSet<Key>) -> Result<(), PlanError> {
+fn check_consistent_history(
+    spec: &GraphSpec,
+    graph: &Graph,
+    recorded: &BTreeSet<Key>,
+) -> Result<(), PlanError> {
     for migration in recorded {
         if !graph.is_real(migration) {
             continue;
@@ -132,9 +136,9 @@ fn check_consistent_history(spec: &GraphSpec, graph: &Graph, recorded: &BTreeSet
             if recorded.contains(parent) {
                 continue;
             }
-            let squash_done = spec
-                .get(parent)
-                .is_some_and(|m| !m.replaces.is_empty() && m.replaces.iter().all(|r| recorded.contains(r)));
+            let squash_done = spec.get(parent).is_some_and(|m| {
+                !m.replaces.is_empty() && m.replaces.iter().all(|r| recorded.contains(r))
+            });
             if squash_done {
                 continue;
             }
@@ -170,7 +174,11 @@ fn resolve_targets(
     request: &TargetRequest,
 ) -> Result<(Vec<Target>, Header), PlanError> {
     let Some(app) = request.app_label.as_deref() else {
-        let targets: Vec<Target> = graph.leaf_nodes(None).into_iter().map(|(a, n)| (a, Some(n))).collect();
+        let targets: Vec<Target> = graph
+            .leaf_nodes(None)
+            .into_iter()
+            .map(|(a, n)| (a, Some(n)))
+            .collect();
         let apps: BTreeSet<String> = targets.iter().map(|t| t.0.clone()).collect();
         return Ok((targets, Header::ApplyAll(apps.into_iter().collect())));
     };
@@ -178,11 +186,18 @@ fn resolve_targets(
         return Err(PlanError::AppWithoutMigrations(app.to_string()));
     }
     let Some(name) = request.migration_name.as_deref() else {
-        let targets: Vec<Target> = graph.leaf_nodes(Some(app)).into_iter().map(|(a, n)| (a, Some(n))).collect();
+        let targets: Vec<Target> = graph
+            .leaf_nodes(Some(app))
+            .into_iter()
+            .map(|(a, n)| (a, Some(n)))
+            .collect();
         return Ok((targets, Header::ApplyAll(vec![app.to_string()])));
     };
     if name == "zero" {
-        return Ok((vec![(app.to_string(), None)], Header::UnapplyAll(app.to_string())));
+        return Ok((
+            vec![(app.to_string(), None)],
+            Header::UnapplyAll(app.to_string()),
+        ));
     }
     let matches: Vec<Key> = spec
         .migrations
@@ -225,7 +240,11 @@ fn spec_key(m: &crate::graph::MigrationSpec) -> Key {
 
 /// `MigrationExecutor.migration_plan`. `None` means Django would rebuild the graph without
 /// squashes and try again (a backwards target that a squash replaced).
-pub fn migration_plan(graph: &Graph, targets: &[Target], clean_start: bool) -> Result<Option<Vec<Step>>, PlanError> {
+pub fn migration_plan(
+    graph: &Graph,
+    targets: &[Target],
+    clean_start: bool,
+) -> Result<Option<Vec<Step>>, PlanError> {
     let mut applied: BTreeSet<Key> = if clean_start {
         BTreeSet::new()
     } else {
@@ -238,7 +257,10 @@ pub fn migration_plan(graph: &Graph, targets: &[Target], clean_start: bool) -> R
                 for root in graph.root_nodes(Some(app)) {
                     for m in graph.backwards_plan(&root)? {
                         if applied.remove(&m) {
-                            plan.push(Step { key: m, backwards: true });
+                            plan.push(Step {
+                                key: m,
+                                backwards: true,
+                            });
                         }
                     }
                 }
@@ -250,19 +272,28 @@ pub fn migration_plan(graph: &Graph, targets: &[Target], clean_start: bool) -> R
                         return Ok(None);
                     }
                     // Roll back through the target's children in its own app, and no further.
-                    let next_in_app: Vec<Key> =
-                        graph.children(&target).filter(|c| c.0 == *app).cloned().collect();
+                    let next_in_app: Vec<Key> = graph
+                        .children(&target)
+                        .filter(|c| c.0 == *app)
+                        .cloned()
+                        .collect();
                     for node in next_in_app {
                         for m in graph.backwards_plan(&node)? {
                             if applied.remove(&m) {
-                                plan.push(Step { key: m, backwards: true });
+                                plan.push(Step {
+                                    key: m,
+                                    backwards: true,
+                                });
                             }
                         }
                     }
                 } else {
                     for m in graph.forwards_plan(&target)? {
                         if applied.insert(m.clone()) {
-                            plan.push(Step { key: m, backwards: false });
+                            plan.push(Step {
+                                key: m,
+                                backwards: false,
+                            });
                         }
                     }
                 }
@@ -296,12 +327,19 @@ mod tests {
             version: 1,
             migrations: vec![
                 mig("users", "0001_initial", vec![]),
-                mig("users", "0002_alter_user_email", vec![k("users", "0001_initial")]),
+                mig(
+                    "users",
+                    "0002_alter_user_email",
+                    vec![k("users", "0001_initial")],
+                ),
                 mig("products", "0001_initial", vec![]),
                 mig(
                     "orders",
                     "0001_initial",
-                    vec![k("users", "0002_alter_user_email"), k("products", "0001_initial")],
+                    vec![
+                        k("users", "0002_alter_user_email"),
+                        k("products", "0001_initial"),
+                    ],
                 ),
             ],
             migrated_apps: vec!["users".into(), "products".into(), "orders".into()],
@@ -318,10 +356,19 @@ mod tests {
     #[test]
     fn fresh_tenant_gets_everything_in_spec_order() {
         let plan = plan_for_target(&example(), &BTreeSet::new(), &req(None, None)).unwrap();
-        let names: Vec<String> = plan.steps.iter().map(|s| format!("{}/{}", s.key.0, s.key.1)).collect();
+        let names: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|s| format!("{}/{}", s.key.0, s.key.1))
+            .collect();
         assert_eq!(
             names,
-            ["users/0001_initial", "users/0002_alter_user_email", "products/0001_initial", "orders/0001_initial"]
+            [
+                "users/0001_initial",
+                "users/0002_alter_user_email",
+                "products/0001_initial",
+                "orders/0001_initial"
+            ]
         );
     }
 
@@ -330,21 +377,42 @@ mod tests {
         let all: BTreeSet<Key> = example().migrations.iter().map(spec_key).collect();
         let plan = plan_for_target(&example(), &all, &req(Some("users"), Some("0001"))).unwrap();
         let keys: Vec<Key> = plan.steps.iter().map(|s| s.key.clone()).collect();
-        assert_eq!(keys, vec![k("orders", "0001_initial"), k("users", "0002_alter_user_email")]);
+        assert_eq!(
+            keys,
+            vec![
+                k("orders", "0001_initial"),
+                k("users", "0002_alter_user_email")
+            ]
+        );
         assert!(plan.is_backwards());
     }
 
     #[test]
     fn errors_match_django() {
-        let e = plan_for_target(&example(), &BTreeSet::new(), &req(Some("users"), Some("0009"))).unwrap_err();
-        assert_eq!(e.to_string(), "Cannot find a migration matching '0009' from app 'users'.");
-        let e = plan_for_target(&example(), &BTreeSet::new(), &req(Some("users"), Some("000"))).unwrap_err();
+        let e = plan_for_target(
+            &example(),
+            &BTreeSet::new(),
+            &req(Some("users"), Some("0009")),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Cannot find a migration matching '0009' from app 'users'."
+        );
+        let e = plan_for_target(
+            &example(),
+            &BTreeSet::new(),
+            &req(Some("users"), Some("000")),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "More than one migration matches '000' in app 'users'. Please be more specific."
         );
         let applied: BTreeSet<Key> = [k("orders", "0001_initial")].into_iter().collect();
         let e = plan_for_target(&example(), &applied, &req(None, None)).unwrap_err();
-        assert!(e.to_string().starts_with("Migration orders.0001_initial is applied before its dependency"));
+        assert!(e
+            .to_string()
+            .starts_with("Migration orders.0001_initial is applied before its dependency"));
     }
 }

@@ -28,12 +28,19 @@ fn missing_registry(table: &str) -> Error {
 }
 
 /// Find one tenant. Absent means `TenantNotFound` with the spec's text.
-pub fn lookup(master: &ConnectionParams, table: &str, tenant_id: &str) -> Result<TenantRecord, Error> {
+pub fn lookup(
+    master: &ConnectionParams,
+    table: &str,
+    tenant_id: &str,
+) -> Result<TenantRecord, Error> {
     let quoted = quote_ident(table)?;
     let found = match master {
         ConnectionParams::Sqlite { path } => {
-            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(|e| DbError::Connect(format!("master database {path}: {e}")))?;
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(|e| DbError::Connect(format!("master database {path}: {e}")))?;
             let exists: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",

@@ -7,7 +7,9 @@ class TenantMigrateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import connections
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            connections,
+        )
 
         connections.install_signal_handlers()

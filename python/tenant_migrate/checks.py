@@ -47,7 +47,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
     if conf.get("DEFAULT_ISOLATION") not in ("database", "schema"):
         problems.append(
-            Error("TENANT_MIGRATE['DEFAULT_ISOLATION'] must be 'database' or 'schema'.", id="tenant_migrate.E005")
+            Error(
+                "TENANT_MIGRATE['DEFAULT_ISOLATION'] must be 'database' or 'schema'.",
+                id="tenant_migrate.E005",
+            )
         )
     if ROUTER not in getattr(settings, "DATABASE_ROUTERS", []):
         problems.append(

@@ -50,9 +50,7 @@ def validate(spec: TenantSpec) -> None:
     if Tenant.objects.filter(tenant_id=spec.tenant_id).exists():
         raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
     if spec.isolation not in Tenant.Isolation.values:
-        raise TenantConfigError(
-            f"Invalid isolation '{spec.isolation}'; choose 'database' or 'schema'."
-        )
+        raise TenantConfigError(f"Invalid isolation '{spec.isolation}'; choose 'database' or 'schema'.")
     if not spec.name.strip():
         raise TenantConfigError("The tenant name must not be empty.")
 

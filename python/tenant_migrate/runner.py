@@ -322,11 +322,7 @@ def _run(
             model_key = model_state.app_label, model_state.name_lower
             model_keys.append(model_key)
             post_apps.unregister_model(*model_key)
-    post_apps.render_multiple(
-        [ModelState.from_model(global_apps.get_model(*model)) for model in model_keys]
-    )
+    post_apps.render_multiple([ModelState.from_model(global_apps.get_model(*model)) for model in model_keys])
     emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
-    out.write(
-        f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS
-    )
+    out.write(f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS)
     return report

@@ -40,7 +40,8 @@ pub enum ConnectionParams {
 
 impl ConnectionParams {
     pub fn from_json(text: &str) -> Result<Self, DbError> {
-        serde_json::from_str(text).map_err(|e| DbError::Config(format!("invalid connection parameters: {e}")))
+        serde_json::from_str(text)
+            .map_err(|e| DbError::Config(format!("invalid connection parameters: {e}")))
     }
 }
 
@@ -75,7 +76,11 @@ pub trait Backend: Send {
     /// Applied `(app, name)` rows; empty when the table does not exist yet.
     fn applied(&mut self) -> Result<Vec<Key>, DbError>;
     /// Run one migration's statements and its history rows in one transaction.
-    fn run_migration(&mut self, statements: &[String], recording: &Recording) -> Result<(), StatementError>;
+    fn run_migration(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError>;
     /// Write history rows without running anything (`--fake`, soft-applied, squash bookkeeping).
     fn record(&mut self, recording: &Recording) -> Result<(), DbError> {
         self.run_migration(&[], recording).map_err(|e| e.source)
@@ -86,7 +91,9 @@ pub trait Backend: Send {
 /// NUL cannot be represented in either, so it is refused rather than truncated.
 pub fn quote_ident(name: &str) -> Result<String, DbError> {
     if name.contains('\0') {
-        return Err(DbError::Config("identifier contains a NUL character".into()));
+        return Err(DbError::Config(
+            "identifier contains a NUL character".into(),
+        ));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
@@ -94,7 +101,9 @@ pub fn quote_ident(name: &str) -> Result<String, DbError> {
 pub fn open(params: &ConnectionParams) -> Result<Box<dyn Backend>, DbError> {
     match params {
         ConnectionParams::Sqlite { path } => Ok(Box::new(sqlite::SqliteBackend::open(path)?)),
-        ConnectionParams::Postgresql { .. } => Ok(Box::new(postgres::PostgresBackend::open(params)?)),
+        ConnectionParams::Postgresql { .. } => {
+            Ok(Box::new(postgres::PostgresBackend::open(params)?))
+        }
     }
 }
 
@@ -105,7 +114,10 @@ mod tests {
     #[test]
     fn identifiers_are_quoted_and_nul_refused() {
         assert_eq!(quote_ident("public_acme").unwrap(), "\"public_acme\"");
-        assert_eq!(quote_ident("a\"; DROP TABLE x; --").unwrap(), "\"a\"\"; DROP TABLE x; --\"");
+        assert_eq!(
+            quote_ident("a\"; DROP TABLE x; --").unwrap(),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
         assert!(quote_ident("a\0b").is_err());
     }
 }

@@ -72,7 +72,11 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
     };
     check_identifier("database", dbname)?;
     let mut config = postgres::Config::new();
-    config.host(host.as_deref().filter(|h| !h.is_empty()).unwrap_or("localhost"));
+    config.host(
+        host.as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost"),
+    );
     config.port(port.unwrap_or(5432));
     config.dbname(dbname);
     if let Some(user) = user.as_deref().filter(|u| !u.is_empty()) {
@@ -84,8 +88,14 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
         config.password(password);
     }
     config.connect_timeout(Duration::from_secs(connect_timeout.unwrap_or(10)));
-    config.application_name(application_name.as_deref().unwrap_or("django-tenant-migrate"));
-    config.connect(NoTls).map_err(|e| DbError::Connect(connect_reason(&e)))
+    config.application_name(
+        application_name
+            .as_deref()
+            .unwrap_or("django-tenant-migrate"),
+    );
+    config
+        .connect(NoTls)
+        .map_err(|e| DbError::Connect(connect_reason(&e)))
 }
 
 impl PostgresBackend {
@@ -99,23 +109,32 @@ impl PostgresBackend {
             Some(schema) => {
                 check_identifier("schema", schema)?;
                 let exists = client
-                    .query_opt("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", &[schema])
+                    .query_opt(
+                        "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                        &[schema],
+                    )
                     .map_err(pg_err)?
                     .is_some();
                 if !exists {
-                    return Err(DbError::Connect(format!("schema \"{schema}\" does not exist")));
+                    return Err(DbError::Connect(format!(
+                        "schema \"{schema}\" does not exist"
+                    )));
                 }
                 Some(quote_ident(schema)?)
             }
         };
-        Ok(PostgresBackend { client, search_path })
+        Ok(PostgresBackend {
+            client,
+            search_path,
+        })
     }
 
     fn begin(&mut self) -> Result<Transaction<'_>, DbError> {
         let search_path = self.search_path.clone();
         let mut tx = self.client.transaction().map_err(pg_err)?;
         if let Some(path) = search_path {
-            tx.batch_execute(&format!("SET LOCAL search_path TO {path}")).map_err(pg_err)?;
+            tx.batch_execute(&format!("SET LOCAL search_path TO {path}"))
+                .map_err(pg_err)?;
         }
         Ok(tx)
     }
@@ -142,7 +161,8 @@ impl Backend for PostgresBackend {
         if self.recorder_exists()? {
             return Ok(());
         }
-        self.run_migration(ddl, &Recording::default()).map_err(|e| e.source)
+        self.run_migration(ddl, &Recording::default())
+            .map_err(|e| e.source)
     }
 
     fn applied(&mut self) -> Result<Vec<Key>, DbError> {
@@ -152,13 +172,23 @@ impl Backend for PostgresBackend {
         let table = quote_ident(RECORDER_TABLE)?;
         let mut tx = self.begin()?;
         let rows = tx
-            .query(&format!("SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""), &[])
+            .query(
+                &format!("SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""),
+                &[],
+            )
             .map_err(pg_err)?;
         tx.commit().map_err(pg_err)?;
-        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
     }
 
-    fn run_migration(&mut self, statements: &[String], recording: &Recording) -> Result<(), StatementError> {
+    fn run_migration(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError> {
         let table = quote_ident(RECORDER_TABLE)?;
         let mut tx = self.begin()?;
         for statement in statements {
@@ -177,8 +207,11 @@ impl Backend for PostgresBackend {
             .map_err(pg_err)?;
         }
         for (app, name) in &recording.unapplied {
-            tx.execute(&format!("DELETE FROM {table} WHERE \"app\" = $1 AND \"name\" = $2"), &[app, name])
-                .map_err(pg_err)?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE \"app\" = $1 AND \"name\" = $2"),
+                &[app, name],
+            )
+            .map_err(pg_err)?;
         }
         tx.commit().map_err(pg_err)?;
         Ok(())

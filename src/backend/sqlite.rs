@@ -32,7 +32,10 @@ impl SqliteBackend {
     /// Django's `check_constraints()`: the foreign-key check its SQLite schema editor runs
     /// before committing, since constraints are off during the migration.
     fn foreign_key_violation(&self) -> Result<Option<String>, DbError> {
-        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(db_err)?;
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA foreign_key_check")
+            .map_err(db_err)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
         if let Some(row) = rows.next().map_err(db_err)? {
             let table: String = row.get(0).map_err(db_err)?;
@@ -46,7 +49,11 @@ impl SqliteBackend {
         Ok(None)
     }
 
-    fn run_in_transaction(&mut self, statements: &[String], recording: &Recording) -> Result<(), StatementError> {
+    fn run_in_transaction(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         for statement in statements {
             if let Err(e) = self.conn.execute_batch(statement) {
@@ -61,14 +68,19 @@ impl SqliteBackend {
         for (app, name) in &recording.applied {
             self.conn
                 .execute(
-                    &format!("INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES (?1, ?2, ?3)"),
+                    &format!(
+                        "INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES (?1, ?2, ?3)"
+                    ),
                     params![app, name, now],
                 )
                 .map_err(db_err)?;
         }
         for (app, name) in &recording.unapplied {
             self.conn
-                .execute(&format!("DELETE FROM {table} WHERE \"app\" = ?1 AND \"name\" = ?2"), params![app, name])
+                .execute(
+                    &format!("DELETE FROM {table} WHERE \"app\" = ?1 AND \"name\" = ?2"),
+                    params![app, name],
+                )
                 .map_err(db_err)?;
         }
         if let Some(violation) = self.foreign_key_violation()? {
@@ -102,7 +114,8 @@ impl Backend for SqliteBackend {
         if self.recorder_exists()? {
             return Ok(());
         }
-        self.run_migration(ddl, &Recording::default()).map_err(|e| e.source)
+        self.run_migration(ddl, &Recording::default())
+            .map_err(|e| e.source)
     }
 
     fn applied(&mut self) -> Result<Vec<Key>, DbError> {
@@ -112,7 +125,9 @@ impl Backend for SqliteBackend {
         let table = quote_ident(RECORDER_TABLE)?;
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""))
+            .prepare(&format!(
+                "SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""
+            ))
             .map_err(db_err)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -120,15 +135,24 @@ impl Backend for SqliteBackend {
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
-    fn run_migration(&mut self, statements: &[String], recording: &Recording) -> Result<(), StatementError> {
+    fn run_migration(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError> {
         // Django's SQLite schema editor turns foreign keys off for the whole migration (the pragma
         // is a no-op inside a transaction) and checks them before commit.
-        self.conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(db_err)?;
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(db_err)?;
         let result = self.run_in_transaction(statements, recording);
         if result.is_err() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-        let restored = self.conn.execute_batch("PRAGMA foreign_keys = ON").map_err(db_err);
+        let restored = self
+            .conn
+            .execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(db_err);
         result?;
         restored.map_err(StatementError::from)
     }
@@ -136,7 +160,9 @@ impl Backend for SqliteBackend {
 
 /// UTC now as Django stores a `DateTimeField` in SQLite: `YYYY-MM-DD HH:MM:SS.ffffff`.
 pub fn utc_timestamp() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's days-to-civil conversion.
@@ -183,23 +209,40 @@ mod tests {
             unapplied: vec![],
         };
         let err = db
-            .run_migration(&["CREATE TABLE t (id integer);".into(), "CREATE TABLE t (id integer);".into()], &rec)
+            .run_migration(
+                &[
+                    "CREATE TABLE t (id integer);".into(),
+                    "CREATE TABLE t (id integer);".into(),
+                ],
+                &rec,
+            )
             .unwrap_err();
-        assert!(err.source.to_string().contains("already exists"), "{}", err.source);
+        assert!(
+            err.source.to_string().contains("already exists"),
+            "{}",
+            err.source
+        );
         assert_eq!(err.statement, "CREATE TABLE t (id integer);");
         assert!(db.applied().unwrap().is_empty());
         let tables: i64 = db
             .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 't'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(tables, 0);
-        db.run_migration(&["CREATE TABLE t (id integer);".into()], &rec).unwrap();
+        db.run_migration(&["CREATE TABLE t (id integer);".into()], &rec)
+            .unwrap();
         assert_eq!(db.applied().unwrap(), rec.applied);
     }
 
     #[test]
     fn missing_file_is_a_connection_error() {
-        let err = SqliteBackend::open("/nonexistent/dir/x.sqlite3").err().unwrap();
+        let err = SqliteBackend::open("/nonexistent/dir/x.sqlite3")
+            .err()
+            .unwrap();
         assert!(matches!(err, DbError::Connect(_)));
     }
 

@@ -5,29 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.CharField(help_text="1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit.", max_length=63, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_-]{0,62}\\Z', "Invalid tenant id. 1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit.")])),
-                ('name', models.CharField(max_length=200)),
-                ('isolation', models.CharField(choices=[('database', 'Own database'), ('schema', 'Own schema in a shared PostgreSQL database')], max_length=16)),
-                ('database_name', models.CharField(blank=True, default='', max_length=255)),
-                ('schema_name', models.CharField(blank=True, default='', max_length=63)),
-                ('connection', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tenant_id",
+                    models.CharField(
+                        help_text="1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit.",
+                        max_length=63,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9_-]{0,62}\\Z",
+                                "Invalid tenant id. 1 to 63 characters: lower-case letters, digits, '_' and '-', starting with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "isolation",
+                    models.CharField(
+                        choices=[
+                            ("database", "Own database"),
+                            ("schema", "Own schema in a shared PostgreSQL database"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("database_name", models.CharField(blank=True, default="", max_length=255)),
+                ("schema_name", models.CharField(blank=True, default="", max_length=63)),
+                ("connection", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'db_table': 'tenant_migrate_tenant',
-                'ordering': ['tenant_id'],
+                "db_table": "tenant_migrate_tenant",
+                "ordering": ["tenant_id"],
             },
         ),
     ]

@@ -23,11 +23,12 @@ class Command(BaseCommand):
             "--connection",
             help='JSON overrides of the base database settings, e.g. {"HOST": "db2", "PORT": 5433}.',
         )
+        parser.add_argument("--migrate", action="store_true", help="Run migratetenant for the new tenant.")
         parser.add_argument(
-            "--migrate", action="store_true", help="Run migratetenant for the new tenant."
-        )
-        parser.add_argument(
-            "--noinput", "--no-input", action="store_false", dest="interactive",
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
             help="Do not prompt; missing values take their defaults.",
         )
 
@@ -58,8 +59,9 @@ class Command(BaseCommand):
             from tenant_migrate import conf
 
             name = self.ask(options, "name", "Display name", tenant_id)
-            isolation = self.ask(options, "isolation", "Isolation (database/schema)",
-                                 conf.get("DEFAULT_ISOLATION"))
+            isolation = self.ask(
+                options, "isolation", "Isolation (database/schema)", conf.get("DEFAULT_ISOLATION")
+            )
             database_default, schema_default = defaults_for(tenant_id)
             database_name = schema_name = ""
             if isolation == "database":

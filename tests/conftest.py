@@ -1,0 +1,109 @@
+"""Shared fixtures: a private copy of the example project, run as users run it (subprocesses).
+
+The in-process Django used by planner tests is configured here too, on the example settings,
+with its databases under a temporary folder so the repository is never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "django_app"
+
+_scratch = Path(tempfile.mkdtemp(prefix="tm-inprocess-"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+os.environ.setdefault("TM_MASTER_SQLITE", str(_scratch / "master.sqlite3"))
+os.environ.setdefault("TM_TENANT_DIR", str(_scratch / "tenants"))
+sys.path.insert(0, str(EXAMPLE))
+
+import django
+
+django.setup()
+
+
+class Project:
+    """A copy of the example project in a temporary folder, driven through manage.py."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        self.tenant_dir = Path(env["TM_TENANT_DIR"])
+
+    def manage(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        run_env = {**self.env, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=self.root,
+            env=run_env,
+            capture_output=True,
+            check=False,
+            text=True,
+            input=input,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"manage.py {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def add_migration(self, app: str, name: str, source: str) -> None:
+        (self.root / app / "migrations" / f"{name}.py").write_text(source)
+
+    def tenant_db(self, tenant_id: str) -> Path:
+        return self.tenant_dir / f"{tenant_id}_db.sqlite3"
+
+    def create_tenant(self, tenant_id: str, name: str | None = None, *extra: str) -> None:
+        self.manage(
+            "createtenant", f"--tenant-id={tenant_id}", f"--name={name or tenant_id}", "--no-input", *extra
+        )
+
+
+def make_project(tmp_path: Path, tenant_apps: str | None = None, master: bool = True) -> Project:
+    root = tmp_path / "project"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("*.sqlite3", "tenants", "__pycache__"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example.settings",
+        "TM_MASTER_SQLITE": str(tmp_path / "master.sqlite3"),
+        "TM_TENANT_DIR": str(tmp_path / "tenants"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if tenant_apps is not None:
+        env["TM_TENANT_APPS"] = tenant_apps
+    project = Project(root, env)
+    if master:
+        project.manage("migrate", "--no-input")
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path)
+
+
+def sqlite_schema(path: Path, exclude_prefix: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """Every schema object of a SQLite file with its exact SQL (sqlite_sequence aside)."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
+    return [r for r in rows if not r[1].startswith(exclude_prefix)]
+
+
+def migration_rows(path: Path, exclude_apps: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT app, name FROM django_migrations ORDER BY app, name").fetchall()
+    return [r for r in rows if r[0] not in exclude_apps]

@@ -1,0 +1,301 @@
+"""migratetenant and createtenant on SQLite, run as a user runs them, output checked line by line."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import Project, make_project, migration_rows, sqlite_schema
+
+SPEC_RUN = """\
+Running migrations for tenant: ACME Corporation
+Operations to perform:
+  Apply all migrations: users, products, orders
+Running migrations:
+  users/0001_initial.py ... OK
+  users/0002_alter_user_email.py ... OK
+  products/0001_initial.py ... OK
+  orders/0001_initial.py ... OK
+Migrations completed successfully for tenant 'acme'.
+"""
+
+SPEC_PLAN = """\
+Planned operations for tenant 'acme':
+  users/0001_initial.py
+  users/0002_alter_user_email.py
+  products/0001_initial.py
+  orders/0001_initial.py
+"""
+
+ALL_ROWS = [
+    ("orders", "0001_initial"),
+    ("products", "0001_initial"),
+    ("users", "0001_initial"),
+    ("users", "0002_alter_user_email"),
+]
+
+
+def acme(project: Project) -> None:
+    project.create_tenant("acme", "ACME Corporation")
+
+
+def assert_clean_error(proc, first_lines: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(first_lines), proc.stderr
+
+
+def test_spec_single_tenant_flow(project: Project) -> None:
+    acme(project)
+    out = project.manage("migratetenant", "--tenant-id=acme").stdout
+    assert out.splitlines() == SPEC_RUN.splitlines()
+    assert migration_rows(project.tenant_db("acme")) == ALL_ROWS
+
+
+def test_spec_show_plan_changes_nothing(project: Project) -> None:
+    acme(project)
+    before = project.tenant_db("acme").read_bytes()
+    out = project.manage("migratetenant", "--tenant-id=acme", "--plan").stdout
+    assert out.splitlines() == SPEC_PLAN.splitlines()
+    assert project.tenant_db("acme").read_bytes() == before
+
+
+def test_plan_after_migrating_is_empty(project: Project) -> None:
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    out = project.manage("migratetenant", "--tenant-id=acme", "--plan").stdout
+    assert out.splitlines() == [
+        "Planned operations for tenant 'acme':",
+        "  No planned migration operations.",
+    ]
+    again = project.manage("migratetenant", "--tenant-id=acme").stdout.splitlines()
+    assert again[3:] == [
+        "Running migrations:",
+        "  No migrations to apply.",
+        "Migrations completed successfully for tenant 'acme'.",
+    ]
+
+
+def test_spec_migrate_specific_app(project: Project) -> None:
+    acme(project)
+    out = project.manage("migratetenant", "--tenant-id=acme", "users").stdout
+    assert out.splitlines() == [
+        "Running migrations for tenant: ACME Corporation",
+        "Operations to perform:",
+        "  Apply all migrations: users",
+        "Running migrations:",
+        "  users/0001_initial.py ... OK",
+        "  users/0002_alter_user_email.py ... OK",
+        "Migrations completed successfully for tenant 'acme'.",
+    ]
+    assert migration_rows(project.tenant_db("acme")) == [
+        ("users", "0001_initial"),
+        ("users", "0002_alter_user_email"),
+    ]
+
+
+def test_spec_migrate_to_specific_migration_and_back(project: Project) -> None:
+    acme(project)
+    out = project.manage("migratetenant", "--tenant-id=acme", "users", "0002_alter_user_email")
+    assert out.stdout.splitlines()[2] == "  Target specific migration: 0002_alter_user_email, from users"
+    project.manage("migratetenant", "--tenant-id=acme")
+    back = project.manage("migratetenant", "--tenant-id=acme", "users", "0001").stdout
+    assert back.splitlines() == [
+        "Running migrations for tenant: ACME Corporation",
+        "Operations to perform:",
+        "  Target specific migration: 0001_initial, from users",
+        "Running migrations:",
+        "  Unapplying orders/0001_initial.py ... OK",
+        "  Unapplying users/0002_alter_user_email.py ... OK",
+        "Migrations completed successfully for tenant 'acme'.",
+    ]
+    assert migration_rows(project.tenant_db("acme")) == [
+        ("products", "0001_initial"),
+        ("users", "0001_initial"),
+    ]
+    names = {r[1] for r in sqlite_schema(project.tenant_db("acme"))}
+    assert "orders_order" not in names and "users_user" in names
+
+
+def test_zero_unapplies_the_app_and_its_dependants(project: Project) -> None:
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    out = project.manage("migratetenant", "--tenant-id=acme", "users", "zero").stdout
+    assert "  Unapply all migrations: users" in out.splitlines()
+    assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
+
+
+def test_spec_fake_initial_and_no_input(project: Project) -> None:
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        conn.execute("DELETE FROM django_migrations")
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake-initial", "--no-input").stdout
+    assert "  users/0001_initial.py ... FAKED" in out.splitlines()
+    assert "  products/0001_initial.py ... FAKED" in out.splitlines()
+    assert "  orders/0001_initial.py ... FAKED" in out.splitlines()
+    assert migration_rows(project.tenant_db("acme")) == ALL_ROWS
+
+
+def test_fake_records_without_running(project: Project) -> None:
+    acme(project)
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake").stdout
+    assert "  users/0001_initial.py ... FAKED" in out.splitlines()
+    assert migration_rows(project.tenant_db("acme")) == ALL_ROWS
+    tables = {r[1] for r in sqlite_schema(project.tenant_db("acme")) if r[0] == "table"}
+    assert tables == {"django_migrations"}
+
+
+def test_spec_rollback_line_fake_to_earlier(project: Project) -> None:
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake", "users", "0001_initial").stdout
+    assert "  Unapplying users/0002_alter_user_email.py ... FAKED" in out.splitlines()
+    # --fake changes no schema: the later tables are still there.
+    tables = {r[1] for r in sqlite_schema(project.tenant_db("acme")) if r[0] == "table"}
+    assert "orders_order" in tables
+    assert ("users", "0002_alter_user_email") not in migration_rows(project.tenant_db("acme"))
+
+
+def test_createtenant_migrate_runs_migratetenant(project: Project) -> None:
+    out = project.manage(
+        "createtenant", "--tenant-id=acme", "--name=ACME Corporation", "--no-input", "--migrate"
+    ).stdout.splitlines()
+    assert out[0].startswith("Tenant 'acme' created (ACME Corporation, database isolation:")
+    assert out[1:] == SPEC_RUN.splitlines()
+
+
+def test_createtenant_prompts_for_missing_values(project: Project) -> None:
+    proc = project.manage("createtenant", input="acme\nACME Corporation\n\n\n")
+    assert "Tenant 'acme' created (ACME Corporation, database isolation:" in proc.stdout
+    assert project.tenant_db("acme").exists()
+
+
+def test_isolation_other_tenant_untouched(project: Project) -> None:
+    acme(project)
+    project.create_tenant("globex", "Globex")
+    project.manage("migratetenant", "--tenant-id=globex", "users")
+    before = project.tenant_db("globex").read_bytes()
+    project.manage("migratetenant", "--tenant-id=acme")
+    project.manage("migratetenant", "--tenant-id=acme", "users", "zero")
+    assert project.tenant_db("globex").read_bytes() == before
+
+
+def test_differential_against_djangos_own_migrate(tmp_path) -> None:
+    """Same schema (exact SQL), same history, same content types and permissions."""
+    apps = "contenttypes,auth,users,products,orders"
+    project = make_project(tmp_path, tenant_apps=apps)
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme")
+    plain = tmp_path / "plain.sqlite3"
+    project.manage("migrate", "--no-input", env={"TM_MASTER_SQLITE": str(plain)})
+
+    ours = project.tenant_db("acme")
+    registry = ("tenant_migrate_",)
+    assert sqlite_schema(ours) == sqlite_schema(plain, exclude_prefix=registry)
+    assert migration_rows(ours) == migration_rows(plain, exclude_apps=("tenant_migrate",))
+
+    def rows(path, sql):
+        with sqlite3.connect(path) as conn:
+            return sorted(conn.execute(sql).fetchall())
+
+    content_types = "SELECT app_label, model FROM django_content_type WHERE app_label != 'tenant_migrate'"
+    permissions = (
+        "SELECT ct.app_label, p.codename, p.name FROM auth_permission p "
+        "JOIN django_content_type ct ON ct.id = p.content_type_id WHERE ct.app_label != 'tenant_migrate'"
+    )
+    assert rows(ours, content_types) == rows(plain, content_types)
+    assert rows(ours, permissions) == rows(plain, permissions)
+    assert rows(ours, content_types), "post_migrate must have created content types in the tenant"
+
+
+def test_error_unknown_tenant(project: Project) -> None:
+    proc = project.manage("migratetenant", "--tenant-id=unknown", check=False)
+    assert_clean_error(
+        proc,
+        "Error: Tenant 'unknown' does not exist.\nPlease create one with the tenant id 'unknown' first.\n",
+    )
+    assert proc.returncode == 1
+
+
+def test_error_invalid_and_duplicate_tenant_id(project: Project) -> None:
+    proc = project.manage("createtenant", "--tenant-id=Bad Id!", "--no-input", check=False)
+    assert_clean_error(proc, "Error: Invalid tenant id 'Bad Id!'.")
+    acme(project)
+    proc = project.manage("createtenant", "--tenant-id=acme", "--no-input", check=False)
+    assert_clean_error(proc, "Error: Tenant 'acme' already exists.")
+    proc = project.manage("createtenant", "--tenant-id=default", "--no-input", check=False)
+    assert_clean_error(proc, "Error: Tenant id 'default' collides with the database alias")
+
+
+def test_error_unknown_app_and_migration(project: Project) -> None:
+    acme(project)
+    proc = project.manage("migratetenant", "--tenant-id=acme", "nope", check=False)
+    assert_clean_error(proc, "Error: No installed app with label 'nope'.")
+    proc = project.manage("migratetenant", "--tenant-id=acme", "users", "0009", check=False)
+    assert_clean_error(proc, "Error: Cannot find a migration matching '0009' from app 'users'.")
+    proc = project.manage("migratetenant", "--tenant-id=acme", "users", "000", check=False)
+    assert_clean_error(
+        proc, "Error: More than one migration matches '000' in app 'users'. Please be more specific."
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "auth", check=False)
+    assert_clean_error(proc, "Error: App 'auth' is not a tenant app.")
+    assert not sqlite_schema(project.tenant_db("acme"))
+
+
+def test_error_conflicting_migrations(project: Project) -> None:
+    acme(project)
+    project.add_migration(
+        "users",
+        "0002_other",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('users', '0001_initial')]\n"
+        "    operations = []\n",
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
+    assert_clean_error(
+        proc,
+        "Error: Conflicting migrations detected\n"
+        "Multiple leaf nodes in the migration graph: (0002_alter_user_email, 0002_other in users).\n",
+    )
+    assert not sqlite_schema(project.tenant_db("acme"))
+
+
+def test_error_failing_migration_keeps_earlier_and_applies_nothing_of_itself(project: Project) -> None:
+    acme(project)
+    project.add_migration(
+        "products",
+        "0002_broken",
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        migrations.AddField('product', 'stock', models.IntegerField(default=0)),\n"
+        "        migrations.RunSQL('INSERT INTO no_such_table VALUES (1)'),\n"
+        "    ]\n",
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
+    assert proc.stdout.splitlines()[-1] == "  products/0002_broken.py ... FAILED"
+    assert_clean_error(
+        proc,
+        "Error: Migration products.0002_broken failed for tenant 'acme': no such table: no_such_table\n"
+        "Statement: INSERT INTO no_such_table VALUES (1)",
+    )
+    assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(products_product)")]
+    assert "stock" not in columns
+
+
+def test_error_tenant_database_missing(project: Project) -> None:
+    acme(project)
+    project.tenant_db("acme").unlink()
+    proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
+    assert_clean_error(proc, "Error: Cannot connect to tenant database\n")
+    assert not project.tenant_db("acme").exists()
+
+
+def test_traceback_only_when_asked(project: Project) -> None:
+    proc = project.manage("migratetenant", "--tenant-id=unknown", "--traceback", check=False)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr

@@ -47,6 +47,18 @@ else:
         }
     }
 
+# Tenants on PostgreSQL while the master stays on SQLite: TM_TENANT_PG_NAME names the base
+# (and, for schema isolation, shared) database of the tenants.
+if os.environ.get("TM_TENANT_PG_NAME"):
+    DATABASES["tenants"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("TM_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("TM_PG_PORT", "5432"),
+        "USER": os.environ.get("TM_PG_USER", "postgres"),
+        "PASSWORD": os.environ.get("TM_PG_PASSWORD", ""),
+        "NAME": os.environ["TM_TENANT_PG_NAME"],
+    }
+
 DATABASE_ROUTERS = ["tenant_migrate.routers.TenantRouter"]
 
 TENANT_MIGRATE = {
@@ -54,7 +66,8 @@ TENANT_MIGRATE = {
     # "contenttypes,auth,users,products,orders" to give tenants content types and permissions.
     "TENANT_APPS": os.environ.get("TM_TENANT_APPS", "users,products,orders").split(","),
     "SQLITE_DIR": os.environ.get("TM_TENANT_DIR", str(BASE_DIR / "tenants")),
-    "DATABASE_NAME": "{tenant_id}_db",
-    "SCHEMA_NAME": "public_{tenant_id}",
+    "DATABASE": "tenants" if os.environ.get("TM_TENANT_PG_NAME") else "default",
+    "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
+    "SCHEMA_NAME": os.environ.get("TM_SCHEMA_NAME", "public_{tenant_id}"),
     "DEFAULT_ISOLATION": os.environ.get("TM_DEFAULT_ISOLATION", "database"),
 }

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 from . import _core
 from .connections import TenantConfigError
 from .graph import GraphError
+from .provisioning import ProvisioningConnectionError
 from .runner import TenantRunError
 
 
@@ -18,7 +19,7 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
     """Turn anything raised during a tenant run into one clear message."""
     if isinstance(exc, Error):
         return exc
-    if isinstance(exc, _core.ConnectionFailed):
+    if isinstance(exc, (_core.ConnectionFailed, ProvisioningConnectionError)):
         return Error(f"Cannot connect to tenant database\n{exc}")
     if isinstance(exc, _core.PermissionDenied):
         return Error(f"User does not have permission to create tables\n{exc}")

@@ -20,6 +20,13 @@ from .connections import (
 from .models import Tenant, validate_tenant_id
 
 
+PG_MAX_IDENTIFIER_BYTES = 63
+
+
+class ProvisioningConnectionError(TenantConfigError):
+    """The server that should hold the tenant cannot be reached."""
+
+
 @dataclass
 class TenantSpec:
     tenant_id: str
@@ -91,6 +98,16 @@ def sqlite_path_from(settings_dict: dict[str, Any]) -> Any:
     return Path(settings_dict["NAME"])
 
 
+def check_pg_identifier(kind: str, name: str) -> None:
+    if not name or "\0" in name:
+        raise TenantConfigError(f"Invalid {kind} name {name!r}.")
+    if len(name.encode()) > PG_MAX_IDENTIFIER_BYTES:
+        raise TenantConfigError(
+            f"The {kind} name {name!r} is {len(name.encode())} bytes long; PostgreSQL allows at "
+            f"most {PG_MAX_IDENTIFIER_BYTES} (it would silently truncate it)."
+        )
+
+
 def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str:
     import psycopg
 
@@ -102,12 +119,24 @@ def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str
         "autocommit": True,
     }
     name = settings_dict["NAME"]
-    if schema is None:
-        with psycopg.connect(dbname="postgres", **params) as conn:
-            conn.execute(f"CREATE DATABASE {quote_ident(name)}")
-        return f"database {name}"
-    with psycopg.connect(dbname=name, **params) as conn:
-        conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+    check_pg_identifier("database", name)
+    if schema is not None:
+        check_pg_identifier("schema", schema)
+    try:
+        if schema is None:
+            with psycopg.connect(dbname="postgres", **params) as conn:
+                conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+            return f"database {name}"
+        with psycopg.connect(dbname=name, **params) as conn:
+            conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+    except psycopg.OperationalError as err:
+        raise ProvisioningConnectionError(str(err).strip()) from None
+    except psycopg.errors.DuplicateDatabase:
+        raise TenantConfigError(f"The database {name!r} already exists.") from None
+    except psycopg.errors.DuplicateSchema:
+        raise TenantConfigError(f"The schema {schema!r} already exists in {name!r}.") from None
+    except psycopg.errors.InsufficientPrivilege as err:
+        raise TenantConfigError(f"Permission denied while creating the tenant: {err}") from None
     return f"schema {schema} in database {name}"
 
 

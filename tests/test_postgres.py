@@ -1,0 +1,290 @@
+"""migratetenant and createtenant on a real PostgreSQL server, in both isolation modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Project, make_project
+from pgutil import (
+    admin,
+    catalog,
+    connect,
+    create_database,
+    history,
+    pg_env,
+    pg_prefix,  # noqa: F401  (fixture)
+)
+from psycopg import sql
+
+SPEC_LINES = [
+    "Running migrations for tenant: ACME Corporation",
+    "Operations to perform:",
+    "  Apply all migrations: users, products, orders",
+    "Running migrations:",
+    "  users/0001_initial.py ... OK",
+    "  users/0002_alter_user_email.py ... OK",
+    "  products/0001_initial.py ... OK",
+    "  orders/0001_initial.py ... OK",
+    "Migrations completed successfully for tenant 'acme'.",
+]
+SPEC_PLAN = [
+    "Planned operations for tenant 'acme':",
+    "  users/0001_initial.py",
+    "  users/0002_alter_user_email.py",
+    "  products/0001_initial.py",
+    "  orders/0001_initial.py",
+]
+ALL_ROWS = [
+    ("orders", "0001_initial"),
+    ("products", "0001_initial"),
+    ("users", "0001_initial"),
+    ("users", "0002_alter_user_email"),
+]
+CONTRIB = "contenttypes,auth,users,products,orders"
+
+
+def pg_project(tmp_path: Path, prefix: str, tenant_apps: str | None = None) -> Project:
+    master = f"{prefix}shared"
+    create_database(master)
+    project = make_project(tmp_path, tenant_apps=tenant_apps, master=False)
+    project.env.update(pg_env(prefix))
+    project.env.update(
+        {
+            "TM_DB_ENGINE": "postgresql",
+            "TM_PG_NAME": master,
+            "TM_DATABASE_NAME": prefix + "{tenant_id}_db",
+        }
+    )
+    project.master = master  # type: ignore[attr-defined]
+    project.manage("migrate", "--no-input")
+    return project
+
+
+def make_tenant(project: Project, tenant_id: str, isolation: str, *extra: str) -> None:
+    name = "ACME Corporation" if tenant_id == "acme" else tenant_id.title()
+    project.create_tenant(tenant_id, name, f"--isolation={isolation}", *extra)
+
+
+def tenant_location(project: Project, prefix: str, tenant_id: str, isolation: str) -> tuple[str, str]:
+    if isolation == "database":
+        return f"{prefix}{tenant_id}_db", "public"
+    return project.master, f"public_{tenant_id}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("isolation", ["database", "schema"])
+def test_spec_flow(tmp_path: Path, pg_prefix: str, isolation: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", isolation)
+    dbname, schema = tenant_location(project, pg_prefix, "acme", isolation)
+    public_before = catalog(project.master)  # type: ignore[attr-defined]
+
+    plan = project.manage("migratetenant", "--tenant-id=acme", "--plan").stdout
+    assert plan.splitlines() == SPEC_PLAN
+    out = project.manage("migratetenant", "--tenant-id=acme").stdout
+    assert out.splitlines() == SPEC_LINES
+    assert history(dbname, schema) == ALL_ROWS
+    # Nothing of the tenant's leaks into the shared database's public schema.
+    assert catalog(project.master) == public_before  # type: ignore[attr-defined]
+
+    back = project.manage("migratetenant", "--tenant-id=acme", "users", "zero").stdout
+    assert "  Unapplying orders/0001_initial.py ... OK" in back.splitlines()
+    assert history(dbname, schema) == [("products", "0001_initial")]
+    project.manage("migratetenant", "--tenant-id=acme")
+    assert history(dbname, schema) == ALL_ROWS
+
+
+def test_differential_both_modes_match_djangos_own_migrate(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix, tenant_apps=CONTRIB)
+    make_tenant(project, "acme", "database")
+    make_tenant(project, "globex", "schema")
+    project.manage("migratetenant", "--tenant-id=acme")
+    project.manage("migratetenant", "--tenant-id=globex")
+
+    plain = f"{pg_prefix}plain"
+    create_database(plain)
+    project.manage("migrate", "--no-input", env={"TM_PG_NAME": plain})
+    expected = catalog(plain, exclude_prefix="tenant_migrate_")
+    expected_rows = history(plain, exclude_apps=("tenant_migrate",))
+    assert expected["tables"], "Django's migrate created nothing?"
+
+    for dbname, schema in [(f"{pg_prefix}acme_db", "public"), (project.master, "public_globex")]:  # type: ignore[attr-defined]
+        assert catalog(dbname, schema) == expected, f"{dbname}/{schema}"
+        assert history(dbname, schema) == expected_rows
+
+    def rows(dbname: str, schema: str, query: str) -> list[tuple]:
+        with connect(dbname) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            return sorted(tuple(r) for r in conn.execute(query).fetchall())
+
+    perms = (
+        "SELECT ct.app_label, ct.model, p.codename FROM auth_permission p "
+        "JOIN django_content_type ct ON ct.id = p.content_type_id "
+        "WHERE ct.app_label != 'tenant_migrate'"
+    )
+    want = rows(plain, "public", perms)
+    assert want
+    assert rows(f"{pg_prefix}acme_db", "public", perms) == want
+    assert rows(project.master, "public_globex", perms) == want  # type: ignore[attr-defined]
+
+
+def test_isolation_other_tenants_untouched(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    make_tenant(project, "globex", "schema")
+    make_tenant(project, "initech", "database")
+    project.manage("migratetenant", "--tenant-id=globex")
+    project.manage("migratetenant", "--tenant-id=initech")
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            "INSERT INTO public_globex.users_user (username, email, date_joined) VALUES ('g', 'g@x', now())"
+        )
+    snapshots = {
+        "globex": (catalog(project.master, "public_globex"), history(project.master, "public_globex")),  # type: ignore[attr-defined]
+        "initech": (catalog(f"{pg_prefix}initech_db"), history(f"{pg_prefix}initech_db")),
+        "public": (catalog(project.master), None),  # type: ignore[attr-defined]
+    }
+    project.manage("migratetenant", "--tenant-id=acme")
+    project.manage("migratetenant", "--tenant-id=acme", "users", "zero")
+    assert (catalog(project.master, "public_globex"), history(project.master, "public_globex")) == snapshots[
+        "globex"
+    ]  # type: ignore[attr-defined]
+    assert (catalog(f"{pg_prefix}initech_db"), history(f"{pg_prefix}initech_db")) == snapshots["initech"]
+    assert catalog(project.master) == snapshots["public"][0]  # type: ignore[attr-defined]
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        assert conn.execute("SELECT username FROM public_globex.users_user").fetchall() == [("g",)]
+
+
+def test_missing_table_never_resolves_to_public(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    # A decoy table of the same name in public (the master has the tenant apps' tables too).
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        assert conn.execute("SELECT to_regclass('public.users_user')").fetchone()[0] is not None
+    project.add_migration(
+        "products",
+        "0002_reads_users",
+        "from django.db import migrations\n\n"
+        "def touch(apps, schema_editor):\n"
+        "    with schema_editor.connection.cursor() as cursor:\n"
+        "        cursor.execute('SELECT count(*) FROM users_user')\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.RunSQL('SELECT count(*) FROM users_user')]\n",
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert 'relation "users_user" does not exist' in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert history(project.master, "public_acme") == [("products", "0001_initial")]  # type: ignore[attr-defined]
+
+    # The same through Django (RunPython): its connection sees the tenant's schema only.
+    path = project.root / "products" / "migrations" / "0002_reads_users.py"
+    path.write_text(
+        path.read_text().replace(
+            "migrations.RunSQL('SELECT count(*) FROM users_user')", "migrations.RunPython(touch)"
+        )
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert 'relation "users_user" does not exist' in proc.stderr
+    assert history(project.master, "public_acme") == [("products", "0001_initial")]  # type: ignore[attr-defined]
+
+
+def test_permission_denied(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    role = f"{pg_prefix}limited"
+    with admin() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with connect(project.master) as conn:  # type: ignore[attr-defined]
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public_acme TO {}").format(sql.Identifier(role)))
+        with connect(project.master) as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "UPDATE tenant_migrate_tenant SET connection = %s WHERE tenant_id = 'acme'",
+                [f'{{"USER": "{role}"}}'],
+            )
+        proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("Error: User does not have permission to create tables\n"), proc.stderr
+        assert "permission denied for schema public_acme" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        with connect(project.master) as conn:  # type: ignore[attr-defined]
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with admin() as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_connection_refused_and_dropped_schema(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    proc = project.manage(
+        "createtenant",
+        "--tenant-id=x",
+        "--isolation=database",
+        "--no-input",
+        '--connection={"PORT": 1}',
+        check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("Error: Cannot connect to tenant database\n"), proc.stderr
+    make_tenant(project, "acme", "database")
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            """UPDATE tenant_migrate_tenant SET connection = '{"PORT": 1}' WHERE tenant_id = 'acme'"""
+        )
+    proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "Error: Cannot connect to tenant database"
+    assert "refused" in lines[1].lower(), proc.stderr
+
+    make_tenant(project, "globex", "schema")
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        conn.execute("DROP SCHEMA public_globex")
+    proc = project.manage("migratetenant", "--tenant-id=globex", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "Error: Cannot connect to tenant database",
+        'schema "public_globex" does not exist',
+    ]
+
+
+def test_awkward_identifiers_are_quoted_or_refused(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    odd = f'{pg_prefix}Acme "Q"; DB'
+    make_tenant(project, "acme", "database", f"--database-name={odd}")
+    out = project.manage("migratetenant", "--tenant-id=acme").stdout
+    assert out.splitlines() == SPEC_LINES
+    assert history(odd) == ALL_ROWS
+
+    make_tenant(project, "globex", "schema", '--schema-name=Globex "S"; x')
+    project.manage("migratetenant", "--tenant-id=globex")
+    assert history(project.master, 'Globex "S"; x') == ALL_ROWS  # type: ignore[attr-defined]
+
+    proc = project.manage(
+        "createtenant",
+        "--tenant-id=long",
+        "--isolation=schema",
+        "--no-input",
+        "--schema-name=" + "s" * 64,
+        check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "63" in proc.stderr
+
+
+def test_master_on_sqlite_tenants_on_postgres(tmp_path: Path, pg_prefix: str) -> None:
+    shared = f"{pg_prefix}tenants"
+    create_database(shared)
+    project = make_project(tmp_path, master=False)
+    project.env.update(pg_env(pg_prefix))
+    project.env.update({"TM_TENANT_PG_NAME": shared, "TM_DATABASE_NAME": pg_prefix + "{tenant_id}_db"})
+    project.manage("migrate", "--no-input")
+    make_tenant(project, "acme", "schema")
+    make_tenant(project, "globex", "database")
+    assert project.manage("migratetenant", "--tenant-id=acme").stdout.splitlines() == SPEC_LINES
+    project.manage("migratetenant", "--tenant-id=globex")
+    assert history(shared, "public_acme") == ALL_ROWS
+    assert history(f"{pg_prefix}globex_db") == ALL_ROWS

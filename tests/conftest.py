@@ -29,6 +29,8 @@ import django
 
 django.setup()
 
+from pgutil import pg_prefix  # noqa: F401  (fixture: a real PostgreSQL, per test)
+
 
 class Project:
     """A copy of the example project in a temporary folder, driven through manage.py."""

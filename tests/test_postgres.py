@@ -13,7 +13,6 @@ from pgutil import (
     create_database,
     history,
     pg_env,
-    pg_prefix,  # noqa: F401  (fixture)
 )
 from psycopg import sql
 

@@ -19,7 +19,6 @@ from .connections import (
 )
 from .models import Tenant, validate_tenant_id
 
-
 PG_MAX_IDENTIFIER_BYTES = 63
 
 

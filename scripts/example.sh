@@ -3,7 +3,7 @@
 # example project and migrate it on SQLite. Safe to re-run: it starts from fresh databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check .
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore .
 cd django_app
 rm -rf master.sqlite3 tenants
 python3 manage.py migrate --no-input --verbosity 0

@@ -5,9 +5,9 @@
 # unless TM_REQUIRE_POSTGRES=1 (as in CI), which turns a skip into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check \
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     maturin "Django>=5.2,<5.3" "pytest>=8" "hypothesis>=6" "psycopg[binary]>=3.1" ruff mypy
-python3 -m pip install --quiet --disable-pip-version-check -e .
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet

@@ -257,6 +257,29 @@ impl TenantDatabase {
         Ok(Plan { inner })
     }
 
+    /// Django's `--prune` for one app: delete history rows of migrations no longer on disk,
+    /// unless a squash still replaces one of them. Returns `(pruned, blocking_squashes)`.
+    fn prune(
+        &self,
+        py: Python<'_>,
+        graph_json: &str,
+        app_label: &str,
+    ) -> PyResult<(Vec<Key>, Vec<Key>)> {
+        let spec = GraphSpec::from_json(graph_json)?;
+        let app = app_label.to_string();
+        self.with_backend(py, move |b| {
+            let recorded: BTreeSet<Key> = b.applied()?.into_iter().collect();
+            let (to_prune, blocking) = plan::prune_candidates(&spec, &recorded, &app);
+            if blocking.is_empty() && !to_prune.is_empty() {
+                b.record(&backend::Recording {
+                    applied: vec![],
+                    unapplied: to_prune.clone(),
+                })?;
+            }
+            Ok((to_prune, blocking))
+        })
+    }
+
     /// Execute `plan`, calling back into `hooks` for what only Django can do.
     #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false))]
     #[allow(clippy::too_many_arguments)]

@@ -122,6 +122,27 @@ pub fn plan_for_target(
     })
 }
 
+/// Django's `migrate --prune`: history rows of `app` whose migration is no longer on disk, and
+/// the squashes that still name one of them in `replaces` (which make Django refuse to prune).
+pub fn prune_candidates(
+    spec: &GraphSpec,
+    recorded: &BTreeSet<Key>,
+    app: &str,
+) -> (Vec<Key>, Vec<Key>) {
+    let on_disk: BTreeSet<Key> = spec.migrations.iter().map(spec_key).collect();
+    let to_prune: Vec<Key> = recorded
+        .iter()
+        .filter(|k| k.0 == app && !on_disk.contains(*k))
+        .cloned()
+        .collect();
+    let blocking: Vec<Key> = spec
+        .replacements()
+        .filter(|m| m.replaces.iter().any(|r| to_prune.contains(r)))
+        .map(spec_key)
+        .collect();
+    (to_prune, blocking)
+}
+
 /// `MigrationLoader.check_consistent_history`.
 fn check_consistent_history(
     spec: &GraphSpec,
@@ -385,6 +406,24 @@ mod tests {
             ]
         );
         assert!(plan.is_backwards());
+    }
+
+    #[test]
+    fn prune_finds_rows_without_files_and_blocking_squashes() {
+        let mut spec = example();
+        let recorded: BTreeSet<Key> = [
+            k("users", "0001_initial"),
+            k("users", "0003_gone"),
+            k("orders", "0009_gone"),
+        ]
+        .into_iter()
+        .collect();
+        let (prune, blocking) = prune_candidates(&spec, &recorded, "users");
+        assert_eq!(prune, vec![k("users", "0003_gone")]);
+        assert!(blocking.is_empty());
+        spec.migrations[1].replaces = vec![k("users", "0003_gone")];
+        let (_, blocking) = prune_candidates(&spec, &recorded, "users");
+        assert_eq!(blocking, vec![k("users", "0002_alter_user_email")]);
     }
 
     #[test]

@@ -299,3 +299,109 @@ def test_traceback_only_when_asked(project: Project) -> None:
     proc = project.manage("migratetenant", "--tenant-id=unknown", "--traceback", check=False)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr
+
+
+def test_check_exits_nonzero_while_anything_is_pending(project: Project) -> None:
+    acme(project)
+    proc = project.manage("migratetenant", "--tenant-id=acme", "--check", check=False)
+    assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+    proc = project.manage("migratetenant", "--tenant-id=acme", "--check", "--plan", check=False)
+    assert proc.returncode == 1 and proc.stdout.splitlines() == SPEC_PLAN.splitlines()
+    assert not sqlite_schema(project.tenant_db("acme")), "--check must change nothing"
+    project.manage("migratetenant", "--tenant-id=acme")
+    assert project.manage("migratetenant", "--tenant-id=acme", "--check").returncode == 0
+
+
+def test_prune_deletes_rows_of_vanished_migrations(project: Project) -> None:
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES "
+            "('users', '0003_gone', '2026-01-01 00:00:00'), ('products', '0002_gone', '2026-01-01')"
+        )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "--prune", check=False)
+    assert proc.returncode == 1
+    assert "Migrations can be pruned only when an app is specified." in proc.stderr
+    out = project.manage("migratetenant", "--tenant-id=acme", "users", "--prune").stdout.splitlines()
+    assert out[:2] == ["Pruning migrations:", "  Pruning users.0003_gone OK"]
+    rows = migration_rows(project.tenant_db("acme"))
+    assert ("users", "0003_gone") not in rows and ("products", "0002_gone") in rows
+
+
+def test_runpython_runs_in_the_tenant_with_ordering_kept(project: Project) -> None:
+    acme(project)
+    project.create_tenant("globex", "Globex")
+    project.add_migration(
+        "products",
+        "0002_seed",
+        "from django.db import migrations\n\n"
+        "def seed(apps, schema_editor):\n"
+        "    Product = apps.get_model('products', 'Product')\n"
+        "    Product.objects.using(schema_editor.connection.alias).create(\n"
+        "        sku='A1', name='Anvil', price=10)\n\n"
+        "def unseed(apps, schema_editor):\n"
+        "    apps.get_model('products', 'Product').objects.using(\n"
+        "        schema_editor.connection.alias).filter(sku='A1').delete()\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.RunPython(seed, unseed)]\n",
+    )
+    project.add_migration(
+        "products",
+        "0003_stock",
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0002_seed')]\n"
+        "    operations = [migrations.AddField('product', 'stock', models.IntegerField(default=5))]\n",
+    )
+    out = project.manage("migratetenant", "--tenant-id=acme", "products").stdout.splitlines()
+    assert out[-4:] == [
+        "  products/0001_initial.py ... OK",
+        "  products/0002_seed.py ... OK",
+        "  products/0003_stock.py ... OK",
+        "Migrations completed successfully for tenant 'acme'.",
+    ]
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        assert conn.execute("SELECT sku, stock FROM products_product").fetchall() == [("A1", 5)]
+    assert migration_rows(project.tenant_db("acme"))[-1] == ("products", "0003_stock")
+    assert not sqlite_schema(project.tenant_db("globex")), "globex must not be touched"
+    with sqlite3.connect(project.root.parent / "master.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM products_product").fetchone() == (0,)
+
+    project.manage("migratetenant", "--tenant-id=acme", "products", "0001")
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        assert conn.execute("SELECT count(*) FROM products_product").fetchone() == (0,)
+
+
+def test_irreversible_migration_refused_on_the_way_back(project: Project) -> None:
+    acme(project)
+    project.add_migration(
+        "products",
+        "0002_oneway",
+        "from django.db import migrations\n\n"
+        "def forwards(apps, schema_editor):\n"
+        "    'Set default prices'\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.RunPython(forwards)]\n",
+    )
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    plan = project.manage("migratetenant", "--tenant-id=acme", "products", "0001", "--plan", "-v", "2")
+    assert plan.stdout.splitlines()[1:] == [
+        "  Unapply products/0002_oneway.py",
+        "    Raw Python operation -> IRREVERSIBLE",
+    ]
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "0001", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "IrreversibleError" in proc.stderr and "products.0002_oneway is not reversible" in proc.stderr
+    assert ("products", "0002_oneway") in migration_rows(project.tenant_db("acme"))
+
+
+def test_verbosity_two_shows_timings_and_operations(project: Project) -> None:
+    acme(project)
+    plan = project.manage("migratetenant", "--tenant-id=acme", "--plan", "-v", "2").stdout.splitlines()
+    assert plan[1:3] == ["  users/0001_initial.py", "    Create model User"]
+    out = project.manage("migratetenant", "--tenant-id=acme", "-v", "2").stdout.splitlines()
+    assert any(line.startswith("  users/0001_initial.py ... OK (") for line in out)
+    assert project.manage("migratetenant", "--tenant-id=acme", "-v", "0").stdout == ""

@@ -125,6 +125,7 @@ class TenantDatabase:
     def plan(
         self, graph_json: str, app_label: str | None = None, migration_name: str | None = None
     ) -> Plan: ...
+    def prune(self, graph_json: str, app_label: str) -> tuple[list[_Key], list[_Key]]: ...
     def migrate(
         self,
         plan: Plan,

@@ -33,6 +33,8 @@ class MigrateOptions:
     app_label: str | None = None
     migration_name: str | None = None
     plan: bool = False
+    check: bool = False
+    prune: bool = False
     fake: bool = False
     fake_initial: bool = False
     interactive: bool = True
@@ -41,6 +43,10 @@ class MigrateOptions:
 
 class TenantRunError(Exception):
     """A failure to report to the user as one clear message."""
+
+
+class UnappliedMigrations(Exception):
+    """``--check`` found migrations to run (the command exits with status 1)."""
 
 
 def migration_label(app: str, name: str) -> str:
@@ -210,6 +216,32 @@ def print_plan(out: Output, tenant_id: str, plan: _core.Plan, loader: MigrationL
             out.write("    " + text, out.style.WARNING if is_error else None)
 
 
+def prune(database: _core.TenantDatabase, graph: str, opts: MigrateOptions, out: Output) -> None:
+    """Django's ``migrate --prune``, with its output."""
+    if not opts.app_label:
+        raise TenantRunError("Migrations can be pruned only when an app is specified.")
+    out.write("Pruning migrations:", out.style.MIGRATE_HEADING)
+    pruned, blocking = database.prune(graph, opts.app_label)
+    if blocking:
+        out.write(
+            "  Cannot use --prune because the following squashed migrations have their "
+            "'replaces' attributes and may not be recorded as applied:",
+            out.style.NOTICE,
+        )
+        for app, name in blocking:
+            out.write(f"    {app}.{name}")
+        out.write(
+            "  Re-run 'manage.py migrate' if they are not marked as applied, and remove "
+            "'replaces' attributes in their Migration classes.",
+            out.style.NOTICE,
+        )
+        return
+    for app, name in pruned:
+        out.write(out.style.MIGRATE_LABEL(f"  Pruning {app}.{name}") + out.style.SUCCESS(" OK"))
+    if not pruned:
+        out.write("  No migrations to prune.")
+
+
 def print_header(out: Output, plan: _core.Plan) -> None:
     kind, values = plan.header
     out.write("Operations to perform:", out.style.MIGRATE_HEADING)
@@ -265,9 +297,14 @@ def migrate_tenant(tenant_id: str, opts: MigrateOptions, out: Output) -> _core.R
     database = _core.TenantDatabase(rust_params(settings_dict, schema))
     connection = connections[alias]
     try:
+        if opts.prune:
+            prune(database, graph, opts, out)
         plan = database.plan(graph, opts.app_label, opts.migration_name)
         if opts.plan:
             print_plan(out, tenant_id, plan, loader)
+        if opts.check and plan.steps:
+            raise UnappliedMigrations(tenant_id)
+        if opts.plan or opts.check:
             return None
         return _run(database, connection, plan, record, opts, out)
     finally:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import Error, to_command_error
-from tenant_migrate.runner import MigrateOptions, Output, migrate_tenant
+from tenant_migrate.runner import MigrateOptions, Output, UnappliedMigrations, migrate_tenant
 
 
 class Command(BaseCommand):
@@ -46,6 +47,19 @@ class Command(BaseCommand):
             action="store_true",
             help="Shows a list of the migration actions that will be performed.",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            dest="check_unapplied",
+            help="Exits with a non-zero status if unapplied migrations exist and does not "
+            "actually apply migrations.",
+        )
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            dest="prune",
+            help="Delete nonexistent migrations from the django_migrations table.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = options["tenant_id"]
@@ -56,6 +70,8 @@ class Command(BaseCommand):
             app_label=app_label,
             migration_name=migration_name,
             plan=options["plan"],
+            check=options["check_unapplied"],
+            prune=options["prune"],
             fake=options["fake"],
             fake_initial=options["fake_initial"],
             interactive=options["interactive"],
@@ -63,6 +79,8 @@ class Command(BaseCommand):
         )
         try:
             migrate_tenant(tenant_id, opts, Output(self.stdout, self.style, opts.verbosity))
+        except UnappliedMigrations:
+            sys.exit(1)
         except Exception as exc:
             if options.get("traceback"):
                 raise

@@ -12,6 +12,7 @@ use crate::backend::{Backend, Recording};
 use crate::error::{Error, Result};
 use crate::graph::Key;
 use crate::plan::{Plan, Step};
+use crate::replay::{Lookup, ReplayCache};
 use crate::report::{Outcome, Report, Route, StepReport};
 
 /// The few things only Django can do, called back in execution order.
@@ -24,6 +25,9 @@ pub trait Hooks {
     fn compile(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
     /// Apply or unapply through Django's executor on the tenant connection (records itself).
     fn apply_with_django(&mut self, step: &Step) -> Result<()>;
+    /// SQL compiled on another tenant in the same state was replayed here: Django's project
+    /// state for this tenant moves on without compiling.
+    fn replayed(&mut self, step: &Step) -> Result<()>;
     /// A step finished.
     fn finished(&mut self, report: &StepReport) -> Result<()>;
 }
@@ -34,6 +38,8 @@ pub struct Options<'a> {
     pub fake_initial: bool,
     /// Django's `CREATE TABLE django_migrations` for this vendor.
     pub recorder_ddl: &'a [String],
+    /// Compile once, replay many (migratealltenants); `None` compiles every migration here.
+    pub cache: Option<&'a ReplayCache>,
 }
 
 /// What `record_migration` / `unapply_migration` write for one step.
@@ -72,13 +78,14 @@ pub fn migrate(
     for step in plan.execution_order() {
         let began = Instant::now();
         hooks.started(&step, opts.fake)?;
-        let (outcome, route, statements) = run_step(backend, plan, hooks, opts, &step)?;
+        let (outcome, route, statements, drift) = run_step(backend, plan, hooks, opts, &step)?;
         let done = StepReport {
             key: step.key.clone(),
             backwards: step.backwards,
             outcome,
             route,
             statements,
+            drift,
             seconds: began.elapsed().as_secs_f64(),
         };
         hooks.finished(&done)?;
@@ -94,15 +101,42 @@ fn run_step(
     hooks: &mut dyn Hooks,
     opts: &Options,
     step: &Step,
-) -> Result<(Outcome, Route, usize)> {
+) -> Result<(Outcome, Route, usize, bool)> {
     let recording = recording_for(plan, step);
     if opts.fake || (!step.backwards && opts.fake_initial && hooks.soft_applied(step)?) {
         backend.record(&recording)?;
-        return Ok((Outcome::Faked, Route::Record, 0));
+        return Ok((Outcome::Faked, Route::Record, 0, false));
     }
-    let Some(statements) = hooks.compile(step)? else {
+    let mut route = Route::Sql;
+    let mut drift = false;
+    let statements = match opts
+        .cache
+        .filter(|_| !plan.needs_python.contains(&step.key))
+    {
+        None => hooks.compile(step)?,
+        Some(cache) => {
+            // Verify before replay: SQL is reused only for a tenant in the very same state.
+            let fingerprint = backend.fingerprint()?;
+            match cache.lookup(&step.key, step.backwards, &fingerprint) {
+                Lookup::Hit(sql) => {
+                    hooks.replayed(step)?;
+                    route = Route::Replay;
+                    Some(sql.as_ref().clone())
+                }
+                lookup => {
+                    drift = matches!(lookup, Lookup::Drift);
+                    let compiled = hooks.compile(step)?;
+                    if let Some(sql) = &compiled {
+                        cache.insert(&step.key, step.backwards, &fingerprint, sql.clone());
+                    }
+                    compiled
+                }
+            }
+        }
+    };
+    let Some(statements) = statements else {
         hooks.apply_with_django(step)?;
-        return Ok((Outcome::Done, Route::Django, 0));
+        return Ok((Outcome::Done, Route::Django, 0, drift));
     };
     backend
         .run_migration(&statements, &recording)
@@ -112,7 +146,7 @@ fn run_step(
             statement: e.statement,
             source: e.source,
         })?;
-    Ok((Outcome::Done, Route::Sql, statements.len()))
+    Ok((Outcome::Done, route, statements.len(), drift))
 }
 
 /// `MigrationExecutor.check_replacements`: a squash whose replaced migrations are all applied

@@ -9,11 +9,13 @@ mod errors;
 pub mod executor;
 pub mod graph;
 pub mod plan;
+pub mod replay;
 pub mod report;
 pub mod tenant;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
@@ -108,6 +110,8 @@ struct StepReport {
     /// `sql`, `django` or `record`.
     route: &'static str,
     statements: usize,
+    /// The tenant's state differed from the one its SQL was first compiled for.
+    drift: bool,
     seconds: f64,
 }
 
@@ -120,6 +124,7 @@ impl From<&CoreStepReport> for StepReport {
             outcome: r.outcome.as_str(),
             route: r.route.as_str(),
             statements: r.statements,
+            drift: r.drift,
             seconds: r.seconds,
         }
     }
@@ -183,11 +188,56 @@ impl executor::Hooks for PyHooks {
         })
     }
 
+    fn replayed(&mut self, step: &Step) -> Result<(), Error> {
+        self.call(|_, o| {
+            o.call_method1("replayed", (&step.key.0, &step.key.1, step.backwards))
+                .map(|_| ())
+        })
+    }
+
     fn finished(&mut self, report: &CoreStepReport) -> Result<(), Error> {
         self.call(|py, o| {
             let r = Py::new(py, StepReport::from(report))?;
             o.call_method1("finished", (r,)).map(|_| ())
         })
+    }
+}
+
+/// SQL compiled once per migration and tenant state, shared by every tenant of a run.
+#[pyclass(frozen, module = "tenant_migrate._core")]
+struct ReplayCache {
+    inner: Arc<replay::ReplayCache>,
+}
+
+#[pymethods]
+impl ReplayCache {
+    #[new]
+    fn new() -> Self {
+        ReplayCache {
+            inner: Arc::new(replay::ReplayCache::default()),
+        }
+    }
+
+    /// Migrations replayed without compiling.
+    #[getter]
+    fn hits(&self) -> u64 {
+        self.inner.hits.load(Ordering::Relaxed)
+    }
+
+    /// Migrations that had to be compiled (first tenant in a state, or drift).
+    #[getter]
+    fn misses(&self) -> u64 {
+        self.inner.misses.load(Ordering::Relaxed)
+    }
+
+    /// Compilations caused by a tenant whose state differed from an earlier tenant's.
+    #[getter]
+    fn drifts(&self) -> u64 {
+        self.inner.drifts.load(Ordering::Relaxed)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
     }
 }
 
@@ -238,6 +288,11 @@ impl TenantDatabase {
         self.with_backend(py, |b| Ok(b.applied()?))
     }
 
+    /// The digest replay is verified against (catalog, history and server version).
+    fn fingerprint(&self, py: Python<'_>) -> PyResult<String> {
+        self.with_backend(py, |b| Ok(b.fingerprint()?))
+    }
+
     /// Read the applied set and plan exactly as Django's `migrate` would for this database.
     #[pyo3(signature = (graph_json, app_label=None, migration_name=None))]
     fn plan(
@@ -281,7 +336,7 @@ impl TenantDatabase {
     }
 
     /// Execute `plan`, calling back into `hooks` for what only Django can do.
-    #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false))]
+    #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false, cache=None))]
     #[allow(clippy::too_many_arguments)]
     fn migrate(
         &self,
@@ -292,16 +347,19 @@ impl TenantDatabase {
         recorder_ddl: Vec<String>,
         fake: bool,
         fake_initial: bool,
+        cache: Option<PyRef<'_, ReplayCache>>,
     ) -> PyResult<Report> {
         let mut adapter = PyHooks {
             obj: hooks,
             error: None,
         };
+        let shared = cache.map(|c| Arc::clone(&c.inner));
         let opts = executor::Options {
             tenant: &tenant,
             fake,
             fake_initial,
             recorder_ddl: &recorder_ddl,
+            cache: shared.as_deref(),
         };
         let result = self.with_backend(py, |b| {
             executor::migrate(b, &plan.inner, &mut adapter, &opts)
@@ -349,6 +407,27 @@ fn compute_plan(
     Ok(Plan { inner })
 }
 
+fn record_to_py(record: tenant::TenantRecord) -> TenantRecord {
+    TenantRecord {
+        tenant_id: record.tenant_id,
+        name: record.name,
+        isolation: record.isolation,
+        database_name: record.database_name,
+        schema_name: record.schema_name,
+        connection: record.connection,
+    }
+}
+
+/// Every tenant of the registry, ordered by tenant id.
+#[pyfunction]
+fn list_tenants(py: Python<'_>, master_json: &str, table: &str) -> PyResult<Vec<TenantRecord>> {
+    let records = py.detach(|| {
+        let master = ConnectionParams::from_json(master_json)?;
+        tenant::list(&master, table)
+    })?;
+    Ok(records.into_iter().map(record_to_py).collect())
+}
+
 /// Find a tenant in the registry table of the master database.
 #[pyfunction]
 fn lookup_tenant(
@@ -361,14 +440,7 @@ fn lookup_tenant(
         let master = ConnectionParams::from_json(master_json)?;
         tenant::lookup(&master, table, tenant_id)
     })?;
-    Ok(TenantRecord {
-        tenant_id: record.tenant_id,
-        name: record.name,
-        isolation: record.isolation,
-        database_name: record.database_name,
-        schema_name: record.schema_name,
-        connection: record.connection,
-    })
+    Ok(record_to_py(record))
 }
 
 #[pymodule]
@@ -377,6 +449,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(lookup_tenant, m)?)?;
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
+    m.add_class::<ReplayCache>()?;
     m.add_class::<TenantDatabase>()?;
     m.add_class::<Plan>()?;
     m.add_class::<Report>()?;

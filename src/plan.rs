@@ -41,6 +41,8 @@ pub struct Plan {
     pub replacements: BTreeMap<Key, Vec<Key>>,
     /// Whether the plan was computed on the graph without squashes (Django's fallback).
     pub replace_migrations: bool,
+    /// Migrations that cannot be reduced to SQL: never compiled, never replayed.
+    pub needs_python: BTreeSet<Key>,
 }
 
 impl Plan {
@@ -113,12 +115,19 @@ pub fn plan_for_target(
         .replacements()
         .map(|m| ((m.app.clone(), m.name.clone()), m.replaces.clone()))
         .collect();
+    let needs_python = spec
+        .migrations
+        .iter()
+        .filter(|m| m.needs_python)
+        .map(spec_key)
+        .collect();
     Ok(Plan {
         steps,
         full_plan,
         header,
         replacements,
         replace_migrations,
+        needs_python,
     })
 }
 

@@ -26,6 +26,8 @@ pub enum Route {
     Sql,
     /// Applied by Django itself (RunPython, non-atomic, or order-sensitive introspection).
     Django,
+    /// SQL compiled on another tenant in the same verified state, replayed here.
+    Replay,
     /// Only history rows were written.
     Record,
 }
@@ -35,6 +37,7 @@ impl Route {
         match self {
             Route::Sql => "sql",
             Route::Django => "django",
+            Route::Replay => "replay",
             Route::Record => "record",
         }
     }
@@ -47,6 +50,8 @@ pub struct StepReport {
     pub outcome: Outcome,
     pub route: Route,
     pub statements: usize,
+    /// The tenant's state differed from the one SQL had been compiled for; compiled afresh.
+    pub drift: bool,
     pub seconds: f64,
 }
 

@@ -1,7 +1,5 @@
 //! The tenant registry: a table in the master database, read directly with a bound tenant id.
 
-use rusqlite::OptionalExtension;
-
 use crate::backend::postgres::{connect, pg_err};
 use crate::backend::{quote_ident, ConnectionParams};
 use crate::error::{DbError, Error};
@@ -33,40 +31,66 @@ pub fn lookup(
     table: &str,
     tenant_id: &str,
 ) -> Result<TenantRecord, Error> {
+    read(master, table, Some(tenant_id))?
+        .pop()
+        .ok_or_else(|| Error::TenantNotFound(tenant_id.to_string()))
+}
+
+/// Every tenant, ordered by tenant id (the documented order of all-tenant runs).
+pub fn list(master: &ConnectionParams, table: &str) -> Result<Vec<TenantRecord>, Error> {
+    read(master, table, None)
+}
+
+fn read(
+    master: &ConnectionParams,
+    table: &str,
+    tenant_id: Option<&str>,
+) -> Result<Vec<TenantRecord>, Error> {
     let quoted = quote_ident(table)?;
-    let found = match master {
+    match master {
         ConnectionParams::Sqlite { path } => {
             let conn = rusqlite::Connection::open_with_flags(
                 path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
             .map_err(|e| DbError::Connect(format!("master database {path}: {e}")))?;
+            let sq = |e: rusqlite::Error| DbError::query(e.to_string(), None);
             let exists: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
                     [table],
                     |r| r.get(0),
                 )
-                .map_err(|e| DbError::query(e.to_string(), None))?;
+                .map_err(sq)?;
             if exists == 0 {
                 return Err(missing_registry(table));
             }
-            conn.query_row(
-                &format!("SELECT {COLUMNS}, \"connection\" FROM {quoted} WHERE \"tenant_id\" = ?1"),
-                [tenant_id],
-                |r| {
-                    Ok(TenantRecord {
-                        tenant_id: r.get(0)?,
-                        name: r.get(1)?,
-                        isolation: r.get(2)?,
-                        database_name: r.get(3)?,
-                        schema_name: r.get(4)?,
-                        connection: r.get(5)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| DbError::query(e.to_string(), None))?
+            let filter = if tenant_id.is_some() {
+                "WHERE \"tenant_id\" = ?1"
+            } else {
+                ""
+            };
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS}, \"connection\" FROM {quoted} {filter} ORDER BY \"tenant_id\""
+                ))
+                .map_err(sq)?;
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok(TenantRecord {
+                    tenant_id: r.get(0)?,
+                    name: r.get(1)?,
+                    isolation: r.get(2)?,
+                    database_name: r.get(3)?,
+                    schema_name: r.get(4)?,
+                    connection: r.get(5)?,
+                })
+            };
+            let rows = match tenant_id {
+                Some(id) => stmt.query_map([id], map),
+                None => stmt.query_map([], map),
+            }
+            .map_err(sq)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>().map_err(sq)?)
         }
         ConnectionParams::Postgresql { .. } => {
             let mut client = connect(master)?;
@@ -77,12 +101,14 @@ pub fn lookup(
             if !exists {
                 return Err(missing_registry(table));
             }
-            client
-                .query_opt(
-                    &format!("SELECT {COLUMNS}, \"connection\"::text FROM {quoted} WHERE \"tenant_id\" = $1"),
-                    &[&tenant_id],
-                )
-                .map_err(pg_err)?
+            let sql = format!("SELECT {COLUMNS}, \"connection\"::text FROM {quoted}");
+            let rows = match tenant_id {
+                Some(id) => client.query(&format!("{sql} WHERE \"tenant_id\" = $1"), &[&id]),
+                None => client.query(&format!("{sql} ORDER BY \"tenant_id\""), &[]),
+            }
+            .map_err(pg_err)?;
+            Ok(rows
+                .iter()
                 .map(|r| TenantRecord {
                     tenant_id: r.get(0),
                     name: r.get(1),
@@ -91,7 +117,7 @@ pub fn lookup(
                     schema_name: r.get(4),
                     connection: r.get(5),
                 })
+                .collect())
         }
-    };
-    found.ok_or_else(|| Error::TenantNotFound(tenant_id.to_string()))
+    }
 }

@@ -7,6 +7,8 @@ migrations, ``post_migrate``. Everything printed goes through the command's ``st
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,65 @@ class MigrateOptions:
     fake_initial: bool = False
     interactive: bool = True
     verbosity: int = 1
+    # migratealltenants: an up-to-date tenant is left alone (no signals, no Django work).
+    skip_up_to_date: bool = False
+
+
+class Shared:
+    """What one process computes once and every tenant of the run reuses.
+
+    The migration graph is loaded from disk and serialised once; SQL compiled for a migration
+    on one tenant is replayed on every tenant verified to be in the same state (``cache``);
+    rendered project states, which depend only on the applied set and the plan, are kept per
+    such group for the signals.
+    """
+
+    def __init__(self, replay: bool = False) -> None:
+        self.loader = MigrationLoader(None, replace_migrations=False)
+        self.graph = graph_json(self.loader)
+        self.cache = _core.ReplayCache() if replay else None
+        self._states: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def executor(self, connection: Any) -> MigrationExecutor:
+        """A MigrationExecutor whose loader copies the migrations loaded once from disk.
+
+        Each tenant gets its own Migration instances (``pre_migrate`` handlers such as
+        contenttypes' rename injection mutate them), without re-importing or re-listing files.
+        """
+        executor = MigrationExecutor.__new__(MigrationExecutor)
+        executor.connection = connection
+        executor.progress_callback = None
+        executor.recorder = MigrationRecorder(connection)
+        executor.loader = _CopiedLoader(connection, self.loader)
+        return executor
+
+    def state_apps(self, key: Any, make: Any) -> Any:
+        """Rendered apps for a (applied set, plan) group, computed by the first tenant."""
+        if self.cache is None:
+            return make()
+        with self._lock:
+            if key in self._states:
+                return self._states[key]
+        apps = make()
+        with self._lock:
+            return self._states.setdefault(key, apps)
+
+
+class _CopiedLoader(MigrationLoader):
+    def __init__(self, connection: Any, template: MigrationLoader) -> None:
+        self.template = template
+        super().__init__(connection)
+
+    def load_disk(self) -> None:
+        t = self.template
+        self.disk_migrations = {}
+        for key, migration in t.disk_migrations.items():
+            clone = copy.copy(migration)
+            clone.operations = list(migration.operations)
+            self.disk_migrations[key] = clone
+        self.unmigrated_apps = set(t.unmigrated_apps)
+        self.migrated_apps = set(t.migrated_apps)
 
 
 class TenantRunError(Exception):
@@ -80,6 +141,8 @@ class DjangoHooks:
         self.full_plan = full_plan
         self.out = out
         self.state = state
+        # Migrations replayed by Rust whose state changes are not yet applied to self.state.
+        self.pending: list[Migration] = []
         self.backwards = bool(plan) and plan[0][1]
         self.states: dict[Migration, ProjectState] = {}
         if self.backwards:
@@ -106,6 +169,7 @@ class DjangoHooks:
 
     def final_state(self) -> ProjectState:
         if not self.backwards:
+            self._catch_up()
             return self.state
         for migration, _ in self.plan:
             self.applied.discard(migration)
@@ -118,7 +182,13 @@ class DjangoHooks:
                 migration.mutate_state(state, preserve=False)
         return state
 
+    def _catch_up(self) -> None:
+        for migration in self.pending:
+            self.state = migration.mutate_state(self.state, preserve=False)
+        self.pending.clear()
+
     def _render(self) -> None:
+        self._catch_up()
         if "apps" not in self.state.__dict__:
             self.state.apps  # noqa: B018
 
@@ -153,6 +223,10 @@ class DjangoHooks:
             self._render()
             self.state = self.executor.apply_migration(self.state, migration)
 
+    def replayed(self, app: str, name: str, backwards: bool) -> None:
+        if not backwards:
+            self.pending.append(self.nodes[(app, name)])
+
     def finished(self, report: _core.StepReport) -> None:
         self.out.step_finished(report)
 
@@ -160,36 +234,62 @@ class DjangoHooks:
 class Output:
     """Django-style output for one tenant, written to the command's stdout."""
 
-    def __init__(self, stdout: OutputWrapper, style: Style, verbosity: int, prefix: str = ""):
+    # One lock for every Output of the process: lines of concurrent tenants never mix.
+    lock = threading.Lock()
+
+    def __init__(
+        self,
+        stdout: OutputWrapper,
+        style: Style,
+        verbosity: int,
+        prefix: str = "",
+        whole_lines: bool = False,
+    ):
         self.stdout = stdout
         self.style = style
         self.verbosity = verbosity
         self.prefix = prefix
-        self.line_open = False
+        # Concurrent runs print each step once, finished, instead of "name ..." then " OK".
+        self.whole_lines = whole_lines
+        self.open_step: str | None = None
 
     def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
         if self.verbosity >= min_verbosity:
-            self.stdout.write(self.prefix + text, style_func)
+            with self.lock:
+                self.stdout.write(self.prefix + text, style_func)
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
-        if self.verbosity >= 1:
-            verb = "Unapplying " if backwards else ""
-            self.stdout.write(f"{self.prefix}  {verb}{migration_label(app, name)} ...", ending="")
-            self.stdout.flush()
-            self.line_open = True
+        if self.verbosity < 1:
+            return
+        verb = "Unapplying " if backwards else ""
+        self.open_step = f"{self.prefix}  {verb}{migration_label(app, name)} ..."
+        if not self.whole_lines:
+            with self.lock:
+                self.stdout.write(self.open_step, ending="")
+                self.stdout.flush()
 
     def step_finished(self, report: _core.StepReport) -> None:
-        if self.verbosity >= 1:
-            text = f" {report.outcome}"
-            if self.verbosity >= 2:
-                text += f" ({report.seconds:.3f}s)"
-            self.stdout.write(self.style.SUCCESS(text))
-            self.line_open = False
+        if self.verbosity < 1:
+            return
+        text = f" {report.outcome}"
+        if self.verbosity >= 2:
+            text += f" ({report.seconds:.3f}s)"
+        with self.lock:
+            if self.whole_lines:
+                self.stdout.write((self.open_step or "") + self.style.SUCCESS(text))
+            else:
+                self.stdout.write(self.style.SUCCESS(text))
+        self.open_step = None
 
     def close_line(self) -> None:
-        if self.line_open:
-            self.stdout.write(self.style.ERROR(" FAILED"))
-            self.line_open = False
+        if self.open_step is None:
+            return
+        with self.lock:
+            if self.whole_lines:
+                self.stdout.write(self.open_step + self.style.ERROR(" FAILED"))
+            else:
+                self.stdout.write(self.style.ERROR(" FAILED"))
+        self.open_step = None
 
 
 def ordered_apps(labels: list[str]) -> list[str]:
@@ -279,37 +379,64 @@ def recorder_ddl(connection: Any) -> list[str]:
     return list(editor.collected_sql)
 
 
-def migrate_tenant(tenant_id: str, opts: MigrateOptions, out: Output) -> _core.Report | None:
+def check_app_label(opts: MigrateOptions) -> None:
+    if not opts.app_label:
+        return
+    try:
+        global_apps.get_app_config(opts.app_label)
+    except LookupError as err:
+        raise TenantRunError(str(err)) from None
+    if not conf.is_tenant_app(opts.app_label):
+        raise TenantRunError(f"App '{opts.app_label}' is not a tenant app.")
+
+
+def migrate_tenant(
+    tenant_id: str, opts: MigrateOptions, out: Output, shared: Shared | None = None
+) -> _core.Report | None:
     """Run (or, with ``opts.plan``, show) one tenant's migrations. Returns the Rust report."""
-    record = lookup(tenant_id)
+    return migrate_record(lookup(tenant_id), opts, out, shared)
+
+
+def migrate_record(
+    record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared | None = None
+) -> _core.Report | None:
     settings_dict, schema = tenant_settings(record)
     alias = record.tenant_id
     register_alias(alias, settings_dict, schema)
-    if opts.app_label:
-        try:
-            global_apps.get_app_config(opts.app_label)
-        except LookupError as err:
-            raise TenantRunError(str(err)) from None
-        if not conf.is_tenant_app(opts.app_label):
-            raise TenantRunError(f"App '{opts.app_label}' is not a tenant app.")
-    loader = MigrationLoader(None, replace_migrations=False)
-    graph = graph_json(loader)
+    check_app_label(opts)
+    shared = shared or Shared()
     database = _core.TenantDatabase(rust_params(settings_dict, schema))
     connection = connections[alias]
     try:
         if opts.prune:
-            prune(database, graph, opts, out)
-        plan = database.plan(graph, opts.app_label, opts.migration_name)
+            prune(database, shared.graph, opts, out)
+        plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
         if opts.plan:
-            print_plan(out, tenant_id, plan, loader)
+            print_plan(out, record.tenant_id, plan, shared.loader)
         if opts.check and plan.steps:
-            raise UnappliedMigrations(tenant_id)
+            raise UnappliedMigrations(record.tenant_id)
         if opts.plan or opts.check:
             return None
-        return _run(database, connection, plan, record, opts, out)
+        if opts.skip_up_to_date and not plan.steps:
+            return None
+        return _run(database, connection, plan, record, opts, out, shared)
     finally:
         database.close()
         connection.close()
+
+
+def _post_migrate_apps(post_state: ProjectState) -> Any:
+    """Django's re-rendering of the final state before ``post_migrate`` (migrate.py)."""
+    post_state.clear_delayed_apps_cache()
+    post_apps = post_state.apps
+    with post_apps.bulk_update():
+        model_keys = []
+        for model_state in post_apps.real_models:
+            model_key = model_state.app_label, model_state.name_lower
+            model_keys.append(model_key)
+            post_apps.unregister_model(*model_key)
+    post_apps.render_multiple([ModelState.from_model(global_apps.get_model(*model)) for model in model_keys])
+    return post_apps
 
 
 def _run(
@@ -319,20 +446,23 @@ def _run(
     record: _core.TenantRecord,
     opts: MigrateOptions,
     out: Output,
+    shared: Shared,
 ) -> _core.Report:
     out.write(f"Running migrations for tenant: {record.name}", out.style.MIGRATE_HEADING)
     connection.prepare_database()
-    executor = MigrationExecutor(connection)
+    executor = shared.executor(connection)
     if not plan.replace_migrations:
         executor.loader.replace_migrations = False
         executor.loader.build_graph()
     nodes = executor.loader.graph.nodes
     django_plan = [(nodes[(a, n)], b) for a, n, b in plan.steps]
     full_plan = [nodes[key] for key in plan.full_plan]
+    group = (frozenset(executor.loader.applied_migrations), tuple(plan.steps), opts.fake)
 
     print_header(out, plan)
     pre_state = executor._create_project_state(with_applied_migrations=True)
-    emit(signals.pre_migrate, out, connection.alias, opts, pre_state.apps, django_plan)
+    pre_apps = shared.state_apps(("pre", *group), lambda: pre_state.apps)
+    emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 
     out.write("Running migrations:", out.style.MIGRATE_HEADING)
     if not django_plan:
@@ -346,20 +476,12 @@ def _run(
             recorder_ddl=recorder_ddl(connection),
             fake=opts.fake and bool(django_plan),
             fake_initial=opts.fake_initial and bool(django_plan),
+            cache=shared.cache,
         )
     finally:
         out.close_line()
 
-    post_state = hooks.final_state()
-    post_state.clear_delayed_apps_cache()
-    post_apps = post_state.apps
-    with post_apps.bulk_update():
-        model_keys = []
-        for model_state in post_apps.real_models:
-            model_key = model_state.app_label, model_state.name_lower
-            model_keys.append(model_key)
-            post_apps.unregister_model(*model_key)
-    post_apps.render_multiple([ModelState.from_model(global_apps.get_model(*model)) for model in model_keys])
+    post_apps = shared.state_apps(("post", *group), lambda: _post_migrate_apps(hooks.final_state()))
     emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
     out.write(f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS)
     return report

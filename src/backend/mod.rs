@@ -81,6 +81,10 @@ pub trait Backend: Send {
         statements: &[String],
         recording: &Recording,
     ) -> Result<(), StatementError>;
+    /// A digest of everything compiled SQL may depend on: the tenant's catalog (tables, columns,
+    /// constraints, indexes, sequences, without schema names), its history rows and the server
+    /// version. Equal digests mean SQL compiled on one tenant is exact for the other.
+    fn fingerprint(&mut self) -> Result<String, DbError>;
     /// Write history rows without running anything (`--fake`, soft-applied, squash bookkeeping).
     fn record(&mut self, recording: &Recording) -> Result<(), DbError> {
         self.run_migration(&[], recording).map_err(|e| e.source)
@@ -96,6 +100,16 @@ pub fn quote_ident(name: &str) -> Result<String, DbError> {
         ));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// A stable-within-process digest of a text (two independent 64-bit hashes and the length).
+pub fn digest(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (text.len(), "tenant-migrate", text).hash(&mut b);
+    format!("{:016x}{:016x}-{}", a.finish(), b.finish(), text.len())
 }
 
 pub fn open(params: &ConnectionParams) -> Result<Box<dyn Backend>, DbError> {

@@ -184,36 +184,112 @@ impl Backend for PostgresBackend {
             .collect())
     }
 
+    fn fingerprint(&mut self) -> Result<String, DbError> {
+        let mut tx = self.begin()?;
+        let row = tx.query_one(FINGERPRINT_SQL, &[]).map_err(pg_err)?;
+        tx.commit().map_err(pg_err)?;
+        let catalog: String = row.get(0);
+        let version: String = row.get(1);
+        let mut text = format!("postgres {version} {catalog}\n");
+        for (app, name) in self.applied()? {
+            text.push_str(&format!("applied {app}.{name}\n"));
+        }
+        Ok(super::digest(&text))
+    }
+
+    /// One round trip for the migration's statements (with BEGIN and the search path), one per
+    /// history row, one for COMMIT. If the batch fails, the same statements are re-run one by
+    /// one in a transaction that is rolled back, only to name the failing statement.
     fn run_migration(
         &mut self,
         statements: &[String],
         recording: &Recording,
     ) -> Result<(), StatementError> {
         let table = quote_ident(RECORDER_TABLE)?;
-        let mut tx = self.begin()?;
+        let mut batch = String::from("BEGIN;\n");
+        if let Some(path) = &self.search_path {
+            batch.push_str(&format!("SET LOCAL search_path TO {path};\n"));
+        }
         for statement in statements {
-            if let Err(e) = tx.batch_execute(statement) {
-                return Err(StatementError {
-                    statement: statement.clone(),
-                    source: pg_err(e),
-                });
-            }
+            // A newline first ends a trailing `--` comment; empty statements are harmless.
+            batch.push_str(statement);
+            batch.push_str("\n;\n");
         }
-        for (app, name) in &recording.applied {
-            tx.execute(
-                &format!("INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES ($1, $2, statement_timestamp())"),
-                &[app, name],
-            )
-            .map_err(pg_err)?;
+        if let Err(e) = self.client.batch_execute(&batch) {
+            let _ = self.client.batch_execute("ROLLBACK");
+            return Err(self.locate_failure(statements, pg_err(e)));
         }
-        for (app, name) in &recording.unapplied {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE \"app\" = $1 AND \"name\" = $2"),
-                &[app, name],
-            )
-            .map_err(pg_err)?;
+        let result = self.record_and_commit(&table, recording);
+        if let Err(e) = result {
+            let _ = self.client.batch_execute("ROLLBACK");
+            return Err(StatementError::from(e));
         }
-        tx.commit().map_err(pg_err)?;
         Ok(())
     }
 }
+
+impl PostgresBackend {
+    fn record_and_commit(&mut self, table: &str, recording: &Recording) -> Result<(), DbError> {
+        for (app, name) in &recording.applied {
+            self.client
+                .execute(
+                    &format!("INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES ($1, $2, statement_timestamp())"),
+                    &[app, name],
+                )
+                .map_err(pg_err)?;
+        }
+        for (app, name) in &recording.unapplied {
+            self.client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE \"app\" = $1 AND \"name\" = $2"),
+                    &[app, name],
+                )
+                .map_err(pg_err)?;
+        }
+        self.client.batch_execute("COMMIT").map_err(pg_err)
+    }
+
+    fn locate_failure(&mut self, statements: &[String], batch_error: DbError) -> StatementError {
+        let Ok(mut tx) = self.begin() else {
+            return StatementError::from(batch_error);
+        };
+        for statement in statements {
+            if let Err(e) = tx.batch_execute(statement) {
+                return StatementError {
+                    statement: statement.clone(),
+                    source: pg_err(e),
+                };
+            }
+        }
+        // Dropping the transaction rolls it back.
+        StatementError::from(batch_error)
+    }
+}
+
+/// The tenant's catalog as one digest, schema names left out so that tenants in different
+/// schemas compare equal when their structure is equal.
+const FINGERPRINT_SQL: &str = r#"
+SELECT md5(coalesce(string_agg(x, E'\n' ORDER BY x), '')), current_setting('server_version_num')
+FROM (
+    SELECT 'r ' || c.relname || ' ' || c.relkind::text
+    FROM pg_catalog.pg_class c WHERE c.relnamespace = current_schema()::regnamespace
+  UNION ALL
+    SELECT 'a ' || c.relname || '.' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+        || ' ' || a.attnotnull::text || ' ' || a.attidentity::text || ' '
+        || coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
+    FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+    SELECT 'k ' || c.relname || ' ' || k.conname || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
+    FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+    WHERE c.relnamespace = current_schema()::regnamespace
+  UNION ALL
+    SELECT 'i ' || i.indexname || ' ' || replace(i.indexdef, quote_ident(i.schemaname) || '.', '')
+    FROM pg_catalog.pg_indexes i WHERE i.schemaname = current_schema()
+  UNION ALL
+    SELECT 's ' || s.sequencename || ' ' || s.data_type::text || ' ' || s.start_value || ' ' || s.increment_by
+    FROM pg_catalog.pg_sequences s WHERE s.schemaname = current_schema()
+) AS catalog(x)
+"#;

@@ -13,7 +13,13 @@ pub struct SqliteBackend {
 }
 
 fn db_err(e: rusqlite::Error) -> DbError {
-    DbError::query(e.to_string(), None)
+    // SQLite's own message, without rusqlite's copy of the statement (reported separately).
+    let message = match &e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    };
+    DbError::query(message, None)
 }
 
 impl SqliteBackend {
@@ -98,6 +104,36 @@ impl SqliteBackend {
 }
 
 impl Backend for SqliteBackend {
+    fn fingerprint(&mut self) -> Result<String, DbError> {
+        let mut text = format!("sqlite {}\n", rusqlite::version());
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master \
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}|{}|{}|{}\n",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            text.push_str(&row.map_err(db_err)?);
+        }
+        drop(stmt);
+        for (app, name) in self.applied()? {
+            text.push_str(&format!("applied {app}.{name}\n"));
+        }
+        Ok(super::digest(&text))
+    }
+
     fn recorder_exists(&mut self) -> Result<bool, DbError> {
         let n: i64 = self
             .conn

@@ -12,7 +12,7 @@ use crate::backend::{Backend, Recording};
 use crate::error::{Error, Result};
 use crate::graph::Key;
 use crate::plan::{Plan, Step};
-use crate::replay::{Lookup, ReplayCache};
+use crate::replay::{Compiled, Lookup, ReplayCache};
 use crate::report::{Outcome, Report, Route, StepReport};
 
 /// The few things only Django can do, called back in execution order.
@@ -75,10 +75,13 @@ pub fn migrate(
         return Ok(report);
     }
     backend.create_recorder(opts.recorder_ddl)?;
+    // The tenant's fingerprint, when known without asking the database (after a replay).
+    let mut known: Option<String> = None;
     for step in plan.execution_order() {
         let began = Instant::now();
         hooks.started(&step, opts.fake)?;
-        let (outcome, route, statements, drift) = run_step(backend, plan, hooks, opts, &step)?;
+        let (outcome, route, statements, drift) =
+            run_step(backend, plan, hooks, opts, &step, &mut known)?;
         let done = StepReport {
             key: step.key.clone(),
             backwards: step.backwards,
@@ -101,52 +104,78 @@ fn run_step(
     hooks: &mut dyn Hooks,
     opts: &Options,
     step: &Step,
+    known: &mut Option<String>,
 ) -> Result<(Outcome, Route, usize, bool)> {
+    let fingerprint_before = known.take();
     let recording = recording_for(plan, step);
     if opts.fake || (!step.backwards && opts.fake_initial && hooks.soft_applied(step)?) {
         backend.record(&recording)?;
         return Ok((Outcome::Faked, Route::Record, 0, false));
     }
-    let mut route = Route::Sql;
-    let mut drift = false;
-    let statements = match opts
+    let cache = opts
         .cache
-        .filter(|_| !plan.needs_python.contains(&step.key))
-    {
-        None => hooks.compile(step)?,
-        Some(cache) => {
-            // Verify before replay: SQL is reused only for a tenant in the very same state.
-            let fingerprint = backend.fingerprint()?;
-            match cache.lookup(&step.key, step.backwards, &fingerprint) {
-                Lookup::Hit(sql) => {
-                    hooks.replayed(step)?;
-                    route = Route::Replay;
-                    Some(sql.as_ref().clone())
-                }
-                lookup => {
-                    drift = matches!(lookup, Lookup::Drift);
-                    let compiled = hooks.compile(step)?;
-                    if let Some(sql) = &compiled {
-                        cache.insert(&step.key, step.backwards, &fingerprint, sql.clone());
-                    }
-                    compiled
-                }
-            }
+        .filter(|_| !plan.needs_python.contains(&step.key));
+    let Some(cache) = cache else {
+        let Some(statements) = hooks.compile(step)? else {
+            hooks.apply_with_django(step)?;
+            return Ok((Outcome::Done, Route::Django, 0, false));
+        };
+        execute(backend, opts, step, &statements, &recording)?;
+        return Ok((Outcome::Done, Route::Sql, statements.len(), false));
+    };
+    // Verify before replay: SQL is reused only on a tenant in the very state it was compiled
+    // for. The fingerprint is read from the database unless the previous step was a replay,
+    // whose outcome is the compiled tenant's recorded after-state.
+    let fingerprint = match fingerprint_before {
+        Some(f) => f,
+        None => backend.fingerprint()?,
+    };
+    match cache.lookup(&step.key, step.backwards, &fingerprint) {
+        Lookup::Hit(compiled) => {
+            hooks.replayed(step)?;
+            execute(backend, opts, step, &compiled.sql, &recording)?;
+            *known = Some(compiled.fingerprint_after.clone());
+            Ok((Outcome::Done, Route::Replay, compiled.sql.len(), false))
         }
-    };
-    let Some(statements) = statements else {
-        hooks.apply_with_django(step)?;
-        return Ok((Outcome::Done, Route::Django, 0, drift));
-    };
+        lookup => {
+            let drift = matches!(lookup, Lookup::Drift);
+            let Some(statements) = hooks.compile(step)? else {
+                hooks.apply_with_django(step)?;
+                return Ok((Outcome::Done, Route::Django, 0, drift));
+            };
+            execute(backend, opts, step, &statements, &recording)?;
+            let fingerprint_after = backend.fingerprint()?;
+            *known = Some(fingerprint_after.clone());
+            let count = statements.len();
+            cache.insert(
+                &step.key,
+                step.backwards,
+                &fingerprint,
+                Compiled {
+                    sql: statements,
+                    fingerprint_after,
+                },
+            );
+            Ok((Outcome::Done, Route::Sql, count, drift))
+        }
+    }
+}
+
+fn execute(
+    backend: &mut dyn Backend,
+    opts: &Options,
+    step: &Step,
+    statements: &[String],
+    recording: &Recording,
+) -> Result<()> {
     backend
-        .run_migration(&statements, &recording)
+        .run_migration(statements, recording)
         .map_err(|e| Error::MigrationFailed {
             tenant: opts.tenant.to_string(),
             migration: format!("{}.{}", step.key.0, step.key.1),
             statement: e.statement,
             source: e.source,
-        })?;
-    Ok((Outcome::Done, route, statements.len(), drift))
+        })
 }
 
 /// `MigrationExecutor.check_replacements`: a squash whose replaced migrations are all applied

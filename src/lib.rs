@@ -89,6 +89,12 @@ impl Plan {
         }
     }
 
+    /// Django's `loader.applied_migrations` for this tenant (squash bookkeeping included).
+    #[getter]
+    fn applied(&self) -> Vec<Key> {
+        self.inner.applied.iter().cloned().collect()
+    }
+
     /// False when Django would plan on the graph without squashes (a replaced backwards target).
     #[getter]
     fn replace_migrations(&self) -> bool {

@@ -43,6 +43,8 @@ pub struct Plan {
     pub replace_migrations: bool,
     /// Migrations that cannot be reduced to SQL: never compiled, never replayed.
     pub needs_python: BTreeSet<Key>,
+    /// Django's applied set for this tenant, after squash bookkeeping.
+    pub applied: BTreeSet<Key>,
 }
 
 impl Plan {
@@ -128,6 +130,7 @@ pub fn plan_for_target(
         replacements,
         replace_migrations,
         needs_python,
+        applied: graph.applied.clone(),
     })
 }
 

@@ -9,9 +9,17 @@ use crate::graph::Key;
 
 type Entry = (Key, bool, String);
 
+/// SQL compiled for a step on a tenant in a given state, and the state that tenant was in
+/// afterwards: a tenant that replays it from the same state ends in that same state, so the
+/// next step can be verified without asking the database again.
+pub struct Compiled {
+    pub sql: Vec<String>,
+    pub fingerprint_after: String,
+}
+
 #[derive(Default)]
 pub struct ReplayCache {
-    entries: Mutex<HashMap<Entry, Arc<Vec<String>>>>,
+    entries: Mutex<HashMap<Entry, Arc<Compiled>>>,
     /// Steps that were compiled at least once, whatever the fingerprint.
     compiled_steps: Mutex<HashSet<(Key, bool)>>,
     pub hits: AtomicU64,
@@ -21,7 +29,7 @@ pub struct ReplayCache {
 
 /// What the cache says about a step on one tenant.
 pub enum Lookup {
-    Hit(Arc<Vec<String>>),
+    Hit(Arc<Compiled>),
     /// Nothing compiled for this step yet: the first tenant in this state.
     Miss,
     /// Compiled before, but for a tenant in another state: this tenant has drifted.
@@ -54,11 +62,11 @@ impl ReplayCache {
         }
     }
 
-    pub fn insert(&self, key: &Key, backwards: bool, fingerprint: &str, sql: Vec<String>) {
+    pub fn insert(&self, key: &Key, backwards: bool, fingerprint: &str, compiled: Compiled) {
         if let Ok(mut m) = self.entries.lock() {
             m.insert(
                 (key.clone(), backwards, fingerprint.to_string()),
-                Arc::new(sql),
+                Arc::new(compiled),
             );
         }
         if let Ok(mut s) = self.compiled_steps.lock() {
@@ -84,7 +92,15 @@ mod tests {
         let cache = ReplayCache::default();
         let key = ("a".to_string(), "0001".to_string());
         assert!(matches!(cache.lookup(&key, false, "fp1"), Lookup::Miss));
-        cache.insert(&key, false, "fp1", vec!["CREATE TABLE t (id int);".into()]);
+        cache.insert(
+            &key,
+            false,
+            "fp1",
+            Compiled {
+                sql: vec!["CREATE TABLE t (id int);".into()],
+                fingerprint_after: "fp2".into(),
+            },
+        );
         assert!(matches!(cache.lookup(&key, false, "fp1"), Lookup::Hit(_)));
         assert!(matches!(cache.lookup(&key, false, "fp2"), Lookup::Drift));
         assert!(matches!(cache.lookup(&key, true, "fp1"), Lookup::Miss));

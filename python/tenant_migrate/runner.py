@@ -59,7 +59,41 @@ class Shared:
         self.graph = graph_json(self.loader)
         self.cache = _core.ReplayCache() if replay else None
         self._states: dict[Any, Any] = {}
+        self._recorder_ddl: dict[Any, list[str]] = {}
         self._lock = threading.Lock()
+        # Migrations taking part in a squash: their graph depends on the applied set as it
+        # changes during a run, so tenants whose plan touches them are never handled lazily.
+        self.squash_related: set[tuple[str, str]] = set()
+        for key, migration in self.loader.disk_migrations.items():
+            if migration.replaces:
+                self.squash_related.add(key)
+                self.squash_related.update(tuple(r) for r in migration.replaces)
+
+    def clone(self, key: tuple[str, str]) -> Migration:
+        """A tenant's own copy of a migration (handlers may add operations to it)."""
+        migration = copy.copy(self.loader.disk_migrations[key])
+        migration.operations = list(migration.operations)
+        return migration
+
+    def applied_state(self, plan: _core.Plan) -> ProjectState:
+        """Django's ``_create_project_state(with_applied_migrations=True)``, without a database:
+        the graph and the tenant's applied set (from Rust) are all it depends on."""
+        state = ProjectState(real_apps=self.loader.unmigrated_apps)
+        applied = set(plan.applied)
+        for key in plan.full_plan:
+            if key in applied:
+                self.loader.disk_migrations[key].mutate_state(state, preserve=False)
+        return state
+
+    def recorder_ddl(self, connection: Any) -> list[str]:
+        settings = connection.settings_dict
+        key = (connection.vendor, settings.get("HOST"), settings.get("PORT"))
+        with self._lock:
+            if key in self._recorder_ddl:
+                return self._recorder_ddl[key]
+        ddl = recorder_ddl(connection)
+        with self._lock:
+            return self._recorder_ddl.setdefault(key, ddl)
 
     def executor(self, connection: Any) -> MigrationExecutor:
         """A MigrationExecutor whose loader copies the migrations loaded once from disk.
@@ -71,7 +105,7 @@ class Shared:
         executor.connection = connection
         executor.progress_callback = None
         executor.recorder = MigrationRecorder(connection)
-        executor.loader = _CopiedLoader(connection, self.loader)
+        executor.loader = _CopiedLoader(connection, self)
         return executor
 
     def state_apps(self, key: Any, make: Any) -> Any:
@@ -87,17 +121,13 @@ class Shared:
 
 
 class _CopiedLoader(MigrationLoader):
-    def __init__(self, connection: Any, template: MigrationLoader) -> None:
-        self.template = template
+    def __init__(self, connection: Any, shared: Shared) -> None:
+        self.shared = shared
         super().__init__(connection)
 
     def load_disk(self) -> None:
-        t = self.template
-        self.disk_migrations = {}
-        for key, migration in t.disk_migrations.items():
-            clone = copy.copy(migration)
-            clone.operations = list(migration.operations)
-            self.disk_migrations[key] = clone
+        t = self.shared.loader
+        self.disk_migrations = {key: self.shared.clone(key) for key in t.disk_migrations}
         self.unmigrated_apps = set(t.unmigrated_apps)
         self.migrated_apps = set(t.migrated_apps)
 
@@ -229,6 +259,48 @@ class DjangoHooks:
 
     def finished(self, report: _core.StepReport) -> None:
         self.out.step_finished(report)
+
+
+class LazyHooks:
+    """Hooks that build Django's side only when a callback needs it.
+
+    In an all-tenants run most migrations are replayed: such a tenant never loads a graph or
+    renders a state. When a compile or a Python migration is needed, the executor is built
+    then: its loader reads the tenant's history as it is at that moment, so its project state
+    is exactly the state before the current step.
+    """
+
+    def __init__(self, make: Any, out: Output) -> None:
+        self._make = make
+        self._hooks: DjangoHooks | None = None
+        self.out = out
+
+    def real(self) -> DjangoHooks:
+        if self._hooks is None:
+            self._hooks = self._make()
+        return self._hooks
+
+    def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
+        self.out.step_started(app, name, backwards)
+
+    def soft_applied(self, app: str, name: str) -> bool:
+        return self.real().soft_applied(app, name)
+
+    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        return self.real().compile(app, name, backwards)
+
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> None:
+        self.real().apply_with_django(app, name, backwards)
+
+    def replayed(self, app: str, name: str, backwards: bool) -> None:
+        if self._hooks is not None:
+            self._hooks.replayed(app, name, backwards)
+
+    def finished(self, report: _core.StepReport) -> None:
+        self.out.step_finished(report)
+
+    def final_state(self) -> ProjectState:
+        return self.real().final_state()
 
 
 class Output:
@@ -450,30 +522,47 @@ def _run(
 ) -> _core.Report:
     out.write(f"Running migrations for tenant: {record.name}", out.style.MIGRATE_HEADING)
     connection.prepare_database()
-    executor = shared.executor(connection)
-    if not plan.replace_migrations:
-        executor.loader.replace_migrations = False
-        executor.loader.build_graph()
-    nodes = executor.loader.graph.nodes
-    django_plan = [(nodes[(a, n)], b) for a, n, b in plan.steps]
-    full_plan = [nodes[key] for key in plan.full_plan]
-    group = (frozenset(executor.loader.applied_migrations), tuple(plan.steps), opts.fake)
+    steps = plan.steps
+    django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]
+    by_key = {(m.app_label, m.name): m for m, _ in django_plan}
+    group = (frozenset(plan.applied), tuple(steps), opts.fake)
+
+    def make_hooks() -> DjangoHooks:
+        executor = shared.executor(connection)
+        if not plan.replace_migrations:
+            executor.loader.replace_migrations = False
+            executor.loader.build_graph()
+        # The executor works on the very objects the pre_migrate handlers saw (and may have
+        # extended, as contenttypes does after a RenameModel).
+        executor.loader.graph.nodes.update(by_key)
+        nodes = executor.loader.graph.nodes
+        full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
+        state = executor._create_project_state(with_applied_migrations=True)
+        return DjangoHooks(executor, django_plan, full_plan, state, out)
+
+    lazy = (
+        shared.cache is not None
+        and bool(steps)
+        and not steps[0][2]
+        and plan.replace_migrations
+        and not (opts.fake or opts.fake_initial)
+        and not any((a, n) in shared.squash_related for a, n, _ in steps)
+    )
+    hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
 
     print_header(out, plan)
-    pre_state = executor._create_project_state(with_applied_migrations=True)
-    pre_apps = shared.state_apps(("pre", *group), lambda: pre_state.apps)
+    pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
     emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 
     out.write("Running migrations:", out.style.MIGRATE_HEADING)
     if not django_plan:
         out.write("  No migrations to apply.")
-    hooks = DjangoHooks(executor, django_plan, full_plan, pre_state.clone(), out)
     try:
         report = database.migrate(
             plan,
             hooks,
             tenant=record.tenant_id,
-            recorder_ddl=recorder_ddl(connection),
+            recorder_ddl=shared.recorder_ddl(connection),
             fake=opts.fake and bool(django_plan),
             fake_initial=opts.fake_initial and bool(django_plan),
             cache=shared.cache,

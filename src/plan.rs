@@ -206,25 +206,32 @@ fn resolve_targets(
     graph: &Graph,
     request: &TargetRequest,
 ) -> Result<(Vec<Target>, Header), PlanError> {
-    let Some(app) = request.app_label.as_deref() else {
-        let targets: Vec<Target> = graph
+    // migrate.py tests both arguments for truthiness: an empty string means "not given".
+    let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let (app_label, migration_name) = (given(&request.app_label), given(&request.migration_name));
+    let apply_all = |targets: Vec<Target>| {
+        // Django lists the apps of the targets: none for an app whose package is empty.
+        let apps: BTreeSet<String> = targets.iter().map(|t| t.0.clone()).collect();
+        (targets, Header::ApplyAll(apps.into_iter().collect()))
+    };
+    let Some(app) = app_label.as_deref() else {
+        let targets = graph
             .leaf_nodes(None)
             .into_iter()
             .map(|(a, n)| (a, Some(n)))
             .collect();
-        let apps: BTreeSet<String> = targets.iter().map(|t| t.0.clone()).collect();
-        return Ok((targets, Header::ApplyAll(apps.into_iter().collect())));
+        return Ok(apply_all(targets));
     };
     if !spec.migrated_apps.iter().any(|a| a == app) {
         return Err(PlanError::AppWithoutMigrations(app.to_string()));
     }
-    let Some(name) = request.migration_name.as_deref() else {
-        let targets: Vec<Target> = graph
+    let Some(name) = migration_name.as_deref() else {
+        let targets = graph
             .leaf_nodes(Some(app))
             .into_iter()
             .map(|(a, n)| (a, Some(n)))
             .collect();
-        return Ok((targets, Header::ApplyAll(vec![app.to_string()])));
+        return Ok(apply_all(targets));
     };
     if name == "zero" {
         return Ok((

@@ -1,8 +1,9 @@
 """Serialise Django's migration graph for the Rust planner.
 
-Dependencies are resolved with Django's own ``check_key`` on a loader built without squash
-replacement, exactly as ``MigrationLoader.build_graph`` resolves them before it replaces
-anything; which squashes apply to a tenant is decided in Rust from that tenant's history.
+``RawGraphLoader`` runs the first half of Django's ``MigrationLoader.build_graph`` (nodes,
+internal then external dependencies, each resolved by Django's own ``check_key`` at the moment
+Django resolves it) and stops before squash replacement and validation, which depend on a
+tenant's history: those are decided in Rust, per tenant.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any
 
 from django.db.migrations import operations as ops
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 
@@ -51,36 +53,77 @@ def needs_django(migration: Migration) -> bool:
     return False
 
 
+class RawGraphLoader(MigrationLoader):
+    """Django's graph before squashes are applied and before it is validated.
+
+    Dependencies on migrations that only a squash can stand for (their files deleted after
+    squashing) stay dangling here, as in Django at that point; whether they are replaced is a
+    per-tenant decision.
+    """
+
+    def __init__(self) -> None:
+        self.resolved: dict[tuple[str, str], tuple[list[Any], list[Any]]] = {}
+        super().__init__(None, replace_migrations=False)
+
+    def build_graph(self) -> None:
+        # Mirrors MigrationLoader.build_graph and add_external_dependencies (Django 4.2-5.2),
+        # recording what check_key returns while the graph is still being built.
+        self.load_disk()
+        self.applied_migrations = {}
+        self.graph = MigrationGraph()
+        self.replacements = {}
+        for key, migration in self.disk_migrations.items():
+            self.graph.add_node(key, migration)
+            if migration.replaces:
+                self.replacements[key] = migration
+        for key, migration in self.disk_migrations.items():
+            self.add_internal_dependencies(key, migration)
+        for key, migration in self.disk_migrations.items():
+            parents, children = [], []
+            for dependency in migration.dependencies:
+                if key[0] == dependency[0]:
+                    continue
+                parent = self.check_key(dependency, key[0])
+                if parent is not None:
+                    self.graph.add_dependency(migration, key, parent, skip_validation=True)
+                    parents.append(parent)
+            for before in migration.run_before:
+                child = self.check_key(before, key[0])
+                if child is not None:
+                    self.graph.add_dependency(migration, child, key, skip_validation=True)
+                    children.append(child)
+            self.resolved[key] = (parents, children)
+
+
 def serialize_graph(loader: MigrationLoader | None = None) -> dict[str, Any]:
     """The graph of tenant apps' migrations, as the Rust core's ``GraphSpec``."""
     if loader is None:
-        loader = MigrationLoader(None, replace_migrations=False)
+        loader = RawGraphLoader()
+    resolved = getattr(loader, "resolved", None)
     migrations = []
     for key, migration in loader.disk_migrations.items():
         app = key[0]
         if not conf.is_tenant_app(app):
             continue
-        dependencies = []
-        for parent in migration.dependencies:
-            if parent[0] == app:
-                if parent[1] != "__first__":
-                    dependencies.append(list(parent))
+        dependencies = [
+            list(parent) for parent in migration.dependencies if parent[0] == app and parent[1] != "__first__"
+        ]
+        if resolved is not None:
+            external, children = resolved[key]
+        else:
+            external = [loader.check_key(p, app) for p in migration.dependencies if p[0] != app]
+            children = [loader.check_key(c, app) for c in migration.run_before]
+        for parent in external:
+            if parent is None:
                 continue
-            resolved = loader.check_key(parent, app)
-            if resolved is None:
-                continue
-            if not conf.is_tenant_app(resolved[0]):
+            if not conf.is_tenant_app(parent[0]):
                 raise GraphError(
-                    f"Migration {app}.{key[1]} depends on {resolved[0]}.{resolved[1]}, "
-                    f"but app '{resolved[0]}' is not a tenant app "
+                    f"Migration {app}.{key[1]} depends on {parent[0]}.{parent[1]}, "
+                    f"but app '{parent[0]}' is not a tenant app "
                     "(add it to TENANT_MIGRATE['TENANT_APPS'])."
                 )
-            dependencies.append(list(resolved))
-        run_before = []
-        for child in migration.run_before:
-            resolved = loader.check_key(child, app)
-            if resolved is not None and conf.is_tenant_app(resolved[0]):
-                run_before.append(list(resolved))
+            dependencies.append(list(parent))
+        run_before = [list(c) for c in children if c is not None and conf.is_tenant_app(c[0])]
         migrations.append(
             {
                 "app": app,

@@ -26,7 +26,7 @@ from django.db.models import signals
 
 from . import _core, conf
 from .connections import master_params, register_alias, rust_params, tenant_settings
-from .graph import graph_json, needs_django
+from .graph import RawGraphLoader, graph_json, needs_django
 from .models import Tenant
 
 
@@ -55,7 +55,7 @@ class Shared:
     """
 
     def __init__(self, replay: bool = False) -> None:
-        self.loader = MigrationLoader(None, replace_migrations=False)
+        self.loader = RawGraphLoader()
         self.graph = graph_json(self.loader)
         self.cache = _core.ReplayCache() if replay else None
         self._states: dict[Any, Any] = {}
@@ -213,6 +213,12 @@ class DjangoHooks:
         return state
 
     def _catch_up(self) -> None:
+        if not self.pending:
+            return
+        # Mutating a rendered state reloads every affected model, once per migration; one
+        # fresh render afterwards is much cheaper when several replayed migrations are pending.
+        if "apps" in self.state.__dict__:
+            del self.state.apps
         for migration in self.pending:
             self.state = migration.mutate_state(self.state, preserve=False)
         self.pending.clear()

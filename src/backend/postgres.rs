@@ -3,8 +3,11 @@
 //! In schema isolation every transaction starts with `SET LOCAL search_path` naming the tenant's
 //! schema only: it survives a transaction-pooling proxy (a plain `SET` would leak to whoever gets
 //! the server connection next) and an unqualified table that is not in the tenant's schema fails
-//! instead of resolving to `public` or to another tenant.
+//! instead of resolving to `public` or to another tenant. Reads outside transactions name the
+//! schema explicitly (quoted, or as a bound value), so they need no search path at all.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use postgres::{Client, NoTls, Transaction};
@@ -16,10 +19,24 @@ use crate::graph::Key;
 /// PostgreSQL silently truncates longer identifiers, which could make two tenants share one.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// Idle connections kept per server/database/user, reused by the next tenant of the same
+/// database (schema isolation) instead of paying a connection start-up per tenant.
+const POOL_PER_KEY: usize = 16;
+
+fn pool() -> &'static Mutex<HashMap<String, Vec<Client>>> {
+    static POOL: OnceLock<Mutex<HashMap<String, Vec<Client>>>> = OnceLock::new();
+    POOL.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 pub struct PostgresBackend {
-    client: Client,
-    /// Already quoted.
-    search_path: Option<String>,
+    client: Option<Client>,
+    pool_key: String,
+    /// The tenant's schema (schema isolation), raw; `None` for a database of its own.
+    schema: Option<String>,
+    /// `SET LOCAL search_path TO "schema";` or empty.
+    set_search_path: String,
+    /// The history table, schema-qualified when the tenant has a schema.
+    recorder: String,
 }
 
 pub fn pg_err(e: postgres::Error) -> DbError {
@@ -56,7 +73,7 @@ pub fn check_identifier(kind: &str, name: &str) -> Result<(), DbError> {
     quote_ident(name).map(|_| ())
 }
 
-pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
+fn config(params: &ConnectionParams) -> Result<(postgres::Config, String), DbError> {
     let ConnectionParams::Postgresql {
         host,
         port,
@@ -71,19 +88,17 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
         return Err(DbError::Config("not PostgreSQL parameters".into()));
     };
     check_identifier("database", dbname)?;
+    let host = host
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost");
+    let port = port.unwrap_or(5432);
+    let user = user
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .unwrap_or("postgres");
     let mut config = postgres::Config::new();
-    config.host(
-        host.as_deref()
-            .filter(|h| !h.is_empty())
-            .unwrap_or("localhost"),
-    );
-    config.port(port.unwrap_or(5432));
-    config.dbname(dbname);
-    if let Some(user) = user.as_deref().filter(|u| !u.is_empty()) {
-        config.user(user);
-    } else {
-        config.user("postgres");
-    }
+    config.host(host).port(port).dbname(dbname).user(user);
     if let Some(password) = password.as_deref().filter(|p| !p.is_empty()) {
         config.password(password);
     }
@@ -93,6 +108,16 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
             .as_deref()
             .unwrap_or("django-tenant-migrate"),
     );
+    // The password is part of the key: a pooled connection is only reused with the same login.
+    let key = format!(
+        "{host}\0{port}\0{dbname}\0{user}\0{}",
+        password.as_deref().unwrap_or("")
+    );
+    Ok((config, key))
+}
+
+pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
+    let (config, _) = config(params)?;
     config
         .connect(NoTls)
         .map_err(|e| DbError::Connect(connect_reason(&e)))
@@ -103,11 +128,25 @@ impl PostgresBackend {
         let ConnectionParams::Postgresql { schema, .. } = params else {
             return Err(DbError::Config("not PostgreSQL parameters".into()));
         };
-        let mut client = connect(params)?;
-        let search_path = match schema {
-            None => None,
+        if let Some(schema) = schema {
+            check_identifier("schema", schema)?;
+        }
+        let (config, pool_key) = config(params)?;
+        let pooled = pool()
+            .lock()
+            .ok()
+            .and_then(|mut p| p.get_mut(&pool_key).and_then(Vec::pop))
+            .filter(|c| !c.is_closed());
+        let mut client = match pooled {
+            Some(c) => c,
+            None => config
+                .connect(NoTls)
+                .map_err(|e| DbError::Connect(connect_reason(&e)))?,
+        };
+        let table = quote_ident(RECORDER_TABLE)?;
+        let (set_search_path, recorder) = match schema {
+            None => (String::new(), table),
             Some(schema) => {
-                check_identifier("schema", schema)?;
                 let exists = client
                     .query_opt(
                         "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
@@ -120,133 +159,54 @@ impl PostgresBackend {
                         "schema \"{schema}\" does not exist"
                     )));
                 }
-                Some(quote_ident(schema)?)
+                let quoted = quote_ident(schema)?;
+                (
+                    format!("SET LOCAL search_path TO {quoted};\n"),
+                    format!("{quoted}.{table}"),
+                )
             }
         };
         Ok(PostgresBackend {
-            client,
-            search_path,
+            client: Some(client),
+            pool_key,
+            schema: schema.clone(),
+            set_search_path,
+            recorder,
         })
     }
 
+    fn client(&mut self) -> Result<&mut Client, DbError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| DbError::Config("the connection is closed".into()))
+    }
+
     fn begin(&mut self) -> Result<Transaction<'_>, DbError> {
-        let search_path = self.search_path.clone();
-        let mut tx = self.client.transaction().map_err(pg_err)?;
-        if let Some(path) = search_path {
-            tx.batch_execute(&format!("SET LOCAL search_path TO {path}"))
-                .map_err(pg_err)?;
+        let set = self.set_search_path.clone();
+        let mut tx = self.client()?.transaction().map_err(pg_err)?;
+        if !set.is_empty() {
+            tx.batch_execute(&set).map_err(pg_err)?;
         }
         Ok(tx)
     }
-}
 
-impl Backend for PostgresBackend {
-    fn recorder_exists(&mut self) -> Result<bool, DbError> {
-        // Visible through the tenant's search path only, as Django's introspection sees it.
-        let mut tx = self.begin()?;
-        let row = tx
-            .query_one(
-                "SELECT count(*) FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-                 AND n.nspname = ANY (pg_catalog.current_schemas(false))",
-                &[&RECORDER_TABLE],
-            )
-            .map_err(pg_err)?;
-        tx.commit().map_err(pg_err)?;
-        Ok(row.get::<_, i64>(0) > 0)
-    }
-
-    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError> {
-        if self.recorder_exists()? {
-            return Ok(());
-        }
-        self.run_migration(ddl, &Recording::default())
-            .map_err(|e| e.source)
-    }
-
-    fn applied(&mut self) -> Result<Vec<Key>, DbError> {
-        if !self.recorder_exists()? {
-            return Ok(Vec::new());
-        }
-        let table = quote_ident(RECORDER_TABLE)?;
-        let mut tx = self.begin()?;
-        let rows = tx
-            .query(
-                &format!("SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""),
-                &[],
-            )
-            .map_err(pg_err)?;
-        tx.commit().map_err(pg_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-            .collect())
-    }
-
-    fn fingerprint(&mut self) -> Result<String, DbError> {
-        let mut tx = self.begin()?;
-        let row = tx.query_one(FINGERPRINT_SQL, &[]).map_err(pg_err)?;
-        tx.commit().map_err(pg_err)?;
-        let catalog: String = row.get(0);
-        let version: String = row.get(1);
-        let mut text = format!("postgres {version} {catalog}\n");
-        for (app, name) in self.applied()? {
-            text.push_str(&format!("applied {app}.{name}\n"));
-        }
-        Ok(super::digest(&text))
-    }
-
-    /// One round trip for the migration's statements (with BEGIN and the search path), one per
-    /// history row, one for COMMIT. If the batch fails, the same statements are re-run one by
-    /// one in a transaction that is rolled back, only to name the failing statement.
-    fn run_migration(
-        &mut self,
-        statements: &[String],
-        recording: &Recording,
-    ) -> Result<(), StatementError> {
-        let table = quote_ident(RECORDER_TABLE)?;
-        let mut batch = String::from("BEGIN;\n");
-        if let Some(path) = &self.search_path {
-            batch.push_str(&format!("SET LOCAL search_path TO {path};\n"));
-        }
-        for statement in statements {
-            // A newline first ends a trailing `--` comment; empty statements are harmless.
-            batch.push_str(statement);
-            batch.push_str("\n;\n");
-        }
-        if let Err(e) = self.client.batch_execute(&batch) {
-            let _ = self.client.batch_execute("ROLLBACK");
-            return Err(self.locate_failure(statements, pg_err(e)));
-        }
-        let result = self.record_and_commit(&table, recording);
-        if let Err(e) = result {
-            let _ = self.client.batch_execute("ROLLBACK");
-            return Err(StatementError::from(e));
-        }
-        Ok(())
-    }
-}
-
-impl PostgresBackend {
-    fn record_and_commit(&mut self, table: &str, recording: &Recording) -> Result<(), DbError> {
+    fn record_and_commit(&mut self, recording: &Recording) -> Result<(), DbError> {
+        let insert = format!(
+            "INSERT INTO {} (\"app\", \"name\", \"applied\") VALUES ($1, $2, statement_timestamp())",
+            self.recorder
+        );
+        let delete = format!(
+            "DELETE FROM {} WHERE \"app\" = $1 AND \"name\" = $2",
+            self.recorder
+        );
+        let client = self.client()?;
         for (app, name) in &recording.applied {
-            self.client
-                .execute(
-                    &format!("INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES ($1, $2, statement_timestamp())"),
-                    &[app, name],
-                )
-                .map_err(pg_err)?;
+            client.execute(&insert, &[app, name]).map_err(pg_err)?;
         }
         for (app, name) in &recording.unapplied {
-            self.client
-                .execute(
-                    &format!("DELETE FROM {table} WHERE \"app\" = $1 AND \"name\" = $2"),
-                    &[app, name],
-                )
-                .map_err(pg_err)?;
+            client.execute(&delete, &[app, name]).map_err(pg_err)?;
         }
-        self.client.batch_execute("COMMIT").map_err(pg_err)
+        client.batch_execute("COMMIT").map_err(pg_err)
     }
 
     fn locate_failure(&mut self, statements: &[String], batch_error: DbError) -> StatementError {
@@ -266,30 +226,139 @@ impl PostgresBackend {
     }
 }
 
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if client.is_closed() {
+            return;
+        }
+        if let Ok(mut p) = pool().lock() {
+            let idle = p.entry(self.pool_key.clone()).or_default();
+            if idle.len() < POOL_PER_KEY {
+                idle.push(client);
+            }
+        }
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn recorder_exists(&mut self) -> Result<bool, DbError> {
+        // The tenant's schema, or for a database of its own the first schema of its search
+        // path, as Django's introspection sees it.
+        let schema = self.schema.clone();
+        let row = self
+            .client()?
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
+                 AND n.nspname = coalesce($2, current_schema())",
+                &[&RECORDER_TABLE, &schema],
+            )
+            .map_err(pg_err)?;
+        Ok(row.get::<_, i64>(0) > 0)
+    }
+
+    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError> {
+        if self.recorder_exists()? {
+            return Ok(());
+        }
+        self.run_migration(ddl, &Recording::default())
+            .map_err(|e| e.source)
+    }
+
+    fn applied(&mut self) -> Result<Vec<Key>, DbError> {
+        if !self.recorder_exists()? {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT \"app\", \"name\" FROM {} ORDER BY \"id\"",
+            self.recorder
+        );
+        let rows = self.client()?.query(&sql, &[]).map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
+    }
+
+    /// One round trip: the catalog digest, the history rows and the server version.
+    fn fingerprint(&mut self) -> Result<String, DbError> {
+        if !self.recorder_exists()? {
+            return Err(DbError::Config(
+                "fingerprint needs the history table".into(),
+            ));
+        }
+        let schema = self.schema.clone();
+        let sql = format!(
+            "SELECT ({FINGERPRINT_SQL}), current_setting('server_version_num'), \
+             (SELECT coalesce(string_agg(\"app\" || '.' || \"name\", ',' ORDER BY \"app\", \"name\"), '') FROM {})",
+            self.recorder
+        );
+        let row = self.client()?.query_one(&sql, &[&schema]).map_err(pg_err)?;
+        let catalog: String = row.get(0);
+        let version: String = row.get(1);
+        let history: String = row.get(2);
+        Ok(super::digest(&format!(
+            "postgres {version}\n{catalog}\n{history}"
+        )))
+    }
+
+    /// One round trip for the migration's statements (with BEGIN and the search path), one per
+    /// history row, one for COMMIT. If the batch fails, the same statements are re-run one by
+    /// one in a transaction that is rolled back, only to name the failing statement.
+    fn run_migration(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError> {
+        let mut batch = String::from("BEGIN;\n");
+        batch.push_str(&self.set_search_path);
+        for statement in statements {
+            // A newline first ends a trailing `--` comment; empty statements are harmless.
+            batch.push_str(statement);
+            batch.push_str("\n;\n");
+        }
+        if let Err(e) = self.client()?.batch_execute(&batch) {
+            let _ = self.client()?.batch_execute("ROLLBACK");
+            return Err(self.locate_failure(statements, pg_err(e)));
+        }
+        if let Err(e) = self.record_and_commit(recording) {
+            let _ = self.client()?.batch_execute("ROLLBACK");
+            return Err(StatementError::from(e));
+        }
+        Ok(())
+    }
+}
+
 /// The tenant's catalog as one digest, schema names left out so that tenants in different
-/// schemas compare equal when their structure is equal.
+/// schemas compare equal when their structure is equal (definitions name other objects
+/// schema-qualified when no search path is set; the tenant's own schema prefix is removed). `$1` is the schema (NULL: the
+/// connection's current schema). Catalog tables are read directly (not the `pg_indexes` or
+/// `pg_sequences` views, which visit every schema of the database).
 const FINGERPRINT_SQL: &str = r#"
-SELECT md5(coalesce(string_agg(x, E'\n' ORDER BY x), '')), current_setting('server_version_num')
-FROM (
-    SELECT 'r ' || c.relname || ' ' || c.relkind::text
-    FROM pg_catalog.pg_class c WHERE c.relnamespace = current_schema()::regnamespace
+WITH ns AS (SELECT oid, nspname FROM pg_catalog.pg_namespace WHERE nspname = coalesce($1::text, current_schema())),
+rel AS (SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN ns ON c.relnamespace = ns.oid)
+SELECT md5(coalesce(string_agg(replace(x, (SELECT quote_ident(nspname) FROM ns) || '.', ''), E'\n' ORDER BY x), '')) FROM (
+    SELECT 'r ' || rel.relname || ' ' || rel.relkind::text FROM rel
   UNION ALL
-    SELECT 'a ' || c.relname || '.' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
+    SELECT 'a ' || rel.relname || '.' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
         || ' ' || a.attnotnull::text || ' ' || a.attidentity::text || ' '
         || coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
-    FROM pg_catalog.pg_attribute a
-    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+    FROM rel
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attnum > 0 AND NOT a.attisdropped
   UNION ALL
-    SELECT 'k ' || c.relname || ' ' || k.conname || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
-    FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
-    WHERE c.relnamespace = current_schema()::regnamespace
+    SELECT 'k ' || rel.relname || ' ' || k.conname || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
+    FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid
   UNION ALL
-    SELECT 'i ' || i.indexname || ' ' || replace(i.indexdef, quote_ident(i.schemaname) || '.', '')
-    FROM pg_catalog.pg_indexes i WHERE i.schemaname = current_schema()
+    SELECT 'i ' || rel.relname || ' ' || pg_catalog.pg_get_indexdef(i.indexrelid)
+    FROM rel JOIN pg_catalog.pg_index i ON i.indrelid = rel.oid
   UNION ALL
-    SELECT 's ' || s.sequencename || ' ' || s.data_type::text || ' ' || s.start_value || ' ' || s.increment_by
-    FROM pg_catalog.pg_sequences s WHERE s.schemaname = current_schema()
+    SELECT 's ' || rel.relname || ' ' || pg_catalog.format_type(s.seqtypid, NULL) || ' ' || s.seqstart || ' ' || s.seqincrement
+    FROM rel JOIN pg_catalog.pg_sequence s ON s.seqrelid = rel.oid
 ) AS catalog(x)
 "#;

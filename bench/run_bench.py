@@ -37,7 +37,12 @@ def admin(dbname: str = "postgres") -> psycopg.Connection:
 
 def manage(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=project, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "manage.py", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -61,10 +66,17 @@ DJANGO_WAY = textwrap.dedent(
     captured, per_migration, current = [], {}, [None]
 
     def capture(execute, sql, params, many, context):
-        if current[0] is not None:
-            cursor = context["cursor"]
-            per_migration.setdefault(current[0], []).append(
-                cursor.mogrify(sql, params) if params else sql)
+        # Statements outside migrations (post_migrate: content types, permissions) are kept
+        # too, so the floor does the same work; they replay in one transaction at the end.
+        bucket = current[0] or "~signals"
+        cursor = context["cursor"]
+        if many:
+            statements = [cursor.mogrify(sql, p) for p in params]
+        else:
+            statements = [cursor.mogrify(sql, params) if params else sql]
+        # The history table is created and written by the replay script itself.
+        statements = [s for s in statements if "django_migrations" not in s]
+        per_migration.setdefault(bucket, []).extend(statements)
         return execute(sql, params, many, context)
 
     times = []
@@ -122,14 +134,16 @@ def psql_floor(dbname: str, per_migration: dict[str, list[str]], schemas: list[s
         lines = []
         for schema in schemas[part::jobs]:
             lines.append(f'SET search_path TO "{schema}";')
-            for key, statements in per_migration.items():
-                app, name = key.split(".", 1)
+            ordered = sorted(per_migration.items(), key=lambda item: item[0] == "~signals")
+            for key, statements in ordered:
                 lines.append("BEGIN;")
                 lines.extend(s if s.rstrip().endswith(";") else s + ";" for s in statements)
-                lines.append(
-                    "INSERT INTO django_migrations (app, name, applied) "
-                    f"VALUES ('{app}', '{name}', now());"
-                )
+                if key != "~signals":
+                    app, name = key.split(".", 1)
+                    lines.append(
+                        "INSERT INTO django_migrations (app, name, applied) "
+                        f"VALUES ('{app}', '{name}', now());"
+                    )
                 lines.append("COMMIT;")
         handle = tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False)
         handle.write("\n".join(lines))
@@ -147,7 +161,21 @@ def psql_floor(dbname: str, per_migration: dict[str, list[str]], schemas: list[s
     began = time.perf_counter()
     procs = [
         subprocess.Popen(
-            ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", "-h", PG["host"], "-U", PG["user"], "-d", dbname, "-f", s],
+            [
+                "psql",
+                "-q",
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                PG["host"],
+                "-U",
+                PG["user"],
+                "-d",
+                dbname,
+                "-f",
+                s,
+            ],
             stdout=subprocess.DEVNULL,
         )
         for s in scripts
@@ -212,7 +240,7 @@ def run(project: Path, settings_env: dict[str, str], n: int, jobs: int, sample: 
         floor = psql_floor(dbname, django["sql"], floor_schemas, jobs)
         return {
             "tenants": n,
-            "migrations_per_tenant": len(django["sql"]),
+            "migrations_per_tenant": len([k for k in django["sql"] if k != "~signals"]),
             "ours_s": round(ours, 2),
             "noop_s": round(noop, 2),
             "ours_peak_rss_mb": round(max(rss, rss_before), 1),
@@ -231,7 +259,9 @@ def run(project: Path, settings_env: dict[str, str], n: int, jobs: int, sample: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--project", default="example", help="'example' or a project folder with manage.py")
     parser.add_argument("--tenants", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--jobs", type=int, default=2)

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     maturin "Django>=5.2,<5.3" "pytest>=8" "hypothesis>=6" "psycopg[binary]>=3.1" ruff mypy
+# Third-party apps with long migration histories, for the real-world differential tests.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r tests/requirements-realworld.txt
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

@@ -287,3 +287,34 @@ def test_master_on_sqlite_tenants_on_postgres(tmp_path: Path, pg_prefix: str) ->
     project.manage("migratetenant", "--tenant-id=globex")
     assert history(shared, "public_acme") == ALL_ROWS
     assert history(f"{pg_prefix}globex_db") == ALL_ROWS
+
+
+def test_non_atomic_migration_runs_outside_a_transaction(tmp_path: Path, pg_prefix: str) -> None:
+    """CREATE INDEX CONCURRENTLY refuses to run in a transaction: Django's non-atomic path."""
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    project.add_migration(
+        "products",
+        "0002_concurrent_index",
+        "from django.contrib.postgres.operations import AddIndexConcurrently\n"
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    atomic = False\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        AddIndexConcurrently('product', models.Index(fields=['name'], name='prod_name_idx')),\n"
+        "    ]\n",
+    )
+    plan = project.manage("migratetenant", "--tenant-id=acme", "products", "--plan", "-v", "2").stdout
+    assert "    (non-atomic: runs outside a transaction)" in plan.splitlines()
+    out = project.manage("migratetenant", "--tenant-id=acme", "products").stdout.splitlines()
+    assert "  products/0002_concurrent_index.py ... OK" in out
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        found = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public_acme' AND indexname = 'prod_name_idx'"
+        ).fetchone()[0]
+    assert found == 1
+    assert history(project.master, "public_acme")[-1] == ("products", "0002_concurrent_index")  # type: ignore[attr-defined]
+    project.manage("migratetenant", "--tenant-id=acme", "products", "0001")
+    with connect(project.master) as conn:  # type: ignore[attr-defined]
+        assert conn.execute("SELECT to_regclass('public_acme.prod_name_idx')").fetchone()[0] is None

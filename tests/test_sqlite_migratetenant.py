@@ -405,3 +405,86 @@ def test_verbosity_two_shows_timings_and_operations(project: Project) -> None:
     out = project.manage("migratetenant", "--tenant-id=acme", "-v", "2").stdout.splitlines()
     assert any(line.startswith("  users/0001_initial.py ... OK (") for line in out)
     assert project.manage("migratetenant", "--tenant-id=acme", "-v", "0").stdout == ""
+
+
+SQUASH_FILES = {
+    "0002_stock": (
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.AddField('product', 'stock', models.IntegerField(default=0))]\n"
+    ),
+    "0003_color": (
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0002_stock')]\n"
+        "    operations = [\n"
+        "        migrations.AddField('product', 'color', models.CharField(max_length=9, default='')),\n"
+        "    ]\n"
+    ),
+    "0002_squashed_0003": (
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    replaces = [('products', '0002_stock'), ('products', '0003_color')]\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        migrations.AddField('product', 'stock', models.IntegerField(default=0)),\n"
+        "        migrations.AddField('product', 'color', models.CharField(max_length=9, default='')),\n"
+        "    ]\n"
+    ),
+}
+
+
+def test_squashed_migrations_recorded_as_django_records_them(tmp_path) -> None:
+    """Fresh, partially applied and fully applied squashes, against Django's own migrate."""
+    project = make_project(tmp_path)
+    for name, source in SQUASH_FILES.items():
+        project.add_migration("products", name, source)
+    plain = tmp_path / "plain.sqlite3"
+    plain_env = {"TM_MASTER_SQLITE": str(plain)}
+
+    # Fresh: the squash is used; its replaced migrations are recorded, then the squash itself.
+    project.create_tenant("acme")
+    out = project.manage("migratetenant", "--tenant-id=acme", "products").stdout.splitlines()
+    assert "  products/0002_squashed_0003.py ... OK" in out
+    project.manage("migrate", "products", "--no-input", env=plain_env)
+    assert migration_rows(project.tenant_db("acme")) == migration_rows(plain, ("tenant_migrate",))
+    assert ("products", "0002_squashed_0003") in migration_rows(project.tenant_db("acme"))
+
+    # Partially applied (only 0002): the originals are used, the squash is recorded at the end.
+    project.create_tenant("globex")
+    project.manage("migratetenant", "--tenant-id=globex", "products", "0002_stock")
+    out = project.manage("migratetenant", "--tenant-id=globex", "products").stdout.splitlines()
+    assert "  products/0003_color.py ... OK" in out
+    assert migration_rows(project.tenant_db("globex")) == migration_rows(project.tenant_db("acme"))
+    assert sqlite_schema(project.tenant_db("globex")) == sqlite_schema(project.tenant_db("acme"))
+
+    # Backwards through the squash removes the replaced rows and the squash's own row.
+    project.manage("migratetenant", "--tenant-id=acme", "products", "0001")
+    project.manage("migrate", "products", "0001", "--no-input", env=plain_env)
+    assert migration_rows(project.tenant_db("acme")) == migration_rows(plain, ("tenant_migrate",))
+    assert ("products", "0002_squashed_0003") not in migration_rows(project.tenant_db("acme"))
+
+
+def test_runsql_forwards_backwards_and_irreversible(project: Project) -> None:
+    acme(project)
+    project.add_migration(
+        "products",
+        "0002_sql",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        migrations.RunSQL('CREATE TABLE extra (id integer)', 'DROP TABLE extra'),\n"
+        "        migrations.RunSQL('CREATE TABLE oneway (id integer)'),\n"
+        "    ]\n",
+    )
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    names = {r[1] for r in sqlite_schema(project.tenant_db("acme"))}
+    assert {"extra", "oneway"} <= names
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "0001", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "You cannot reverse this operation" in proc.stderr
+    names = {r[1] for r in sqlite_schema(project.tenant_db("acme"))}
+    assert {"extra", "oneway"} <= names, "a refused unapply must leave everything in place"
+    assert ("products", "0002_sql") in migration_rows(project.tenant_db("acme"))

@@ -41,14 +41,27 @@ class GraphError(ValueError):
     """The project's migrations cannot be run inside tenants as configured."""
 
 
+def _is_plain_django(operation: Any) -> bool:
+    """One of Django's own operations, whose database effect is exactly the SQL it emits.
+
+    A subclass or a third-party operation may do more than emit SQL (catch errors, register
+    type handlers, read data), so its migration is applied by Django itself.
+    """
+    if not type(operation).__module__.startswith("django.db.migrations.operations."):
+        return False
+    if isinstance(operation, ops.SeparateDatabaseAndState):
+        return all(_is_plain_django(o) for o in operation.database_operations)
+    return True
+
+
 def needs_django(migration: Migration) -> bool:
     """Whether Django must apply this migration itself instead of handing SQL to Rust."""
     if not migration.atomic:
         return True
     for index, operation in enumerate(migration.operations):
-        if not operation.reduces_to_sql:
+        if not operation.reduces_to_sql or not _is_plain_django(operation):
             return True
-        if index > 0 and not isinstance(operation, _CATALOG_INDEPENDENT):
+        if index > 0 and type(operation) not in _CATALOG_INDEPENDENT:
             return True
     return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -23,6 +24,7 @@ from django.db.migrations.migration import Migration
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import signals
+from django.utils.module_loading import module_has_submodule
 
 from . import _core, conf
 from .connections import master_params, register_alias, rust_params, tenant_settings
@@ -55,6 +57,7 @@ class Shared:
     """
 
     def __init__(self, replay: bool = False) -> None:
+        import_management_modules()
         self.loader = RawGraphLoader()
         self.graph = graph_json(self.loader)
         self.cache = _core.ReplayCache() if replay else None
@@ -118,6 +121,13 @@ class Shared:
         apps = make()
         with self._lock:
             return self._states.setdefault(key, apps)
+
+
+def import_management_modules() -> None:
+    """As Django's migrate does first: apps connect pre/post_migrate handlers there."""
+    for app_config in global_apps.get_app_configs():
+        if module_has_submodule(app_config.module, "management"):
+            import_module(".management", app_config.name)
 
 
 class _CopiedLoader(MigrationLoader):

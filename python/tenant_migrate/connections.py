@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 
 from . import conf
@@ -120,17 +120,53 @@ def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None
     _TENANT_ALIASES[alias] = schema
 
 
-def _set_search_path(sender: Any, connection: Any, **kwargs: Any) -> None:
+_SET_PATH = "SELECT pg_catalog.set_config('search_path', %s, {local})"
+
+
+def _set_search_path(connection: Any, schema: str, local: bool) -> None:
+    # Bound value, never formatted: the name reaches the server as data. The flag keeps the
+    # wrapper below from wrapping this very statement.
+    connection._tenant_migrate_setting_path = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_SET_PATH.format(local="true" if local else "false"), [quote_ident(schema)])
+    finally:
+        connection._tenant_migrate_setting_path = False
+
+
+def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     schema = _TENANT_ALIASES.get(connection.alias)
-    if schema is None:
-        return
-    # Bound value, never formatted: the name reaches the server as data.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_catalog.set_config('search_path', %s, false)",
-            [quote_ident(schema)],
-        )
+    if schema is not None:
+        _set_search_path(connection, schema, local=False)
+        if _schema_wrapper not in connection.execute_wrappers:
+            connection.execute_wrappers.append(_schema_wrapper)
+
+
+def _schema_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Every statement Django runs for a schema tenant runs with that schema only on the
+    search path, set inside its own transaction (SET LOCAL), like the Rust side does: a
+    transaction-pooling proxy may hand each transaction another server connection, so a
+    session setting made at connect time cannot be relied on.
+
+    Inside a transaction the path is set before each statement (a transaction may have been
+    started by code that never ran through here). An autocommit statement runs in a short
+    transaction of its own, except while a non-atomic migration runs (its statements, such as
+    CREATE INDEX CONCURRENTLY, may refuse a transaction): those use the session setting.
+    """
+    connection = context["connection"]
+    schema = _TENANT_ALIASES.get(connection.alias)
+    if schema is None or getattr(connection, "_tenant_migrate_setting_path", False):
+        return execute(sql, params, many, context)
+    if connection.in_atomic_block:
+        _set_search_path(connection, schema, local=True)
+        return execute(sql, params, many, context)
+    if getattr(connection, "tenant_migrate_outside_transaction", False):
+        _set_search_path(connection, schema, local=False)
+        return execute(sql, params, many, context)
+    with transaction.atomic(using=connection.alias):
+        _set_search_path(connection, schema, local=True)
+        return execute(sql, params, many, context)
 
 
 def install_signal_handlers() -> None:
-    connection_created.connect(_set_search_path, dispatch_uid="tenant_migrate_search_path")
+    connection_created.connect(_on_connection_created, dispatch_uid="tenant_migrate_search_path")

@@ -263,11 +263,16 @@ class DjangoHooks:
 
     def apply_with_django(self, app: str, name: str, backwards: bool) -> None:
         migration = self.nodes[(app, name)]
-        if backwards:
-            self.executor.unapply_migration(self.states[migration], migration)
-        else:
-            self._render()
-            self.state = self.executor.apply_migration(self.state, migration)
+        # A non-atomic migration's statements must not be wrapped in transactions.
+        self.connection.tenant_migrate_outside_transaction = not migration.atomic
+        try:
+            if backwards:
+                self.executor.unapply_migration(self.states[migration], migration)
+            else:
+                self._render()
+                self.state = self.executor.apply_migration(self.state, migration)
+        finally:
+            self.connection.tenant_migrate_outside_transaction = False
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:
         if not backwards:

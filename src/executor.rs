@@ -24,7 +24,8 @@ pub trait Hooks {
     /// The migration's SQL, compiled by Django's schema editor; `None` when it must run in Django.
     fn compile(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
     /// Apply or unapply through Django's executor on the tenant connection (records itself).
-    fn apply_with_django(&mut self, step: &Step) -> Result<()>;
+    /// For a migration that runs no Python, returns the SQL Django ran, for replay elsewhere.
+    fn apply_with_django(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
     /// SQL compiled on another tenant in the same state was replayed here: Django's project
     /// state for this tenant moves on without compiling.
     fn replayed(&mut self, step: &Step) -> Result<()>;
@@ -117,8 +118,13 @@ fn run_step(
         .filter(|_| !plan.needs_python.contains(&step.key));
     let Some(cache) = cache else {
         let Some(statements) = hooks.compile(step)? else {
-            hooks.apply_with_django(step)?;
-            return Ok((Outcome::Done, Route::Django, 0, false));
+            let ran = hooks.apply_with_django(step)?;
+            return Ok((
+                Outcome::Done,
+                Route::Django,
+                ran.map_or(0, |s| s.len()),
+                false,
+            ));
         };
         execute(backend, opts, step, &statements, &recording)?;
         return Ok((Outcome::Done, Route::Sql, statements.len(), false));
@@ -139,11 +145,17 @@ fn run_step(
         }
         lookup => {
             let drift = matches!(lookup, Lookup::Drift);
-            let Some(statements) = hooks.compile(step)? else {
-                hooks.apply_with_django(step)?;
-                return Ok((Outcome::Done, Route::Django, 0, drift));
+            let (statements, route) = match hooks.compile(step)? {
+                Some(statements) => {
+                    execute(backend, opts, step, &statements, &recording)?;
+                    (statements, Route::Sql)
+                }
+                // Order-sensitive: Django applies it here, and what it ran is kept for replay.
+                None => match hooks.apply_with_django(step)? {
+                    Some(ran) => (ran, Route::Django),
+                    None => return Ok((Outcome::Done, Route::Django, 0, drift)),
+                },
             };
-            execute(backend, opts, step, &statements, &recording)?;
             let fingerprint_after = backend.fingerprint()?;
             *known = Some(fingerprint_after.clone());
             let count = statements.len();
@@ -156,7 +168,7 @@ fn run_step(
                     fingerprint_after,
                 },
             );
-            Ok((Outcome::Done, Route::Sql, count, drift))
+            Ok((Outcome::Done, route, count, drift))
         }
     }
 }

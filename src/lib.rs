@@ -184,13 +184,13 @@ impl executor::Hooks for PyHooks {
         })
     }
 
-    fn apply_with_django(&mut self, step: &Step) -> Result<(), Error> {
+    fn apply_with_django(&mut self, step: &Step) -> Result<Option<Vec<String>>, Error> {
         self.call(|_, o| {
             o.call_method1(
                 "apply_with_django",
                 (&step.key.0, &step.key.1, step.backwards),
-            )
-            .map(|_| ())
+            )?
+            .extract::<Option<Vec<String>>>()
         })
     }
 

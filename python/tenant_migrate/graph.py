@@ -15,6 +15,8 @@ from django.db.migrations import operations as ops
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
+from django.db.migrations.operations.fields import FieldOperation
+from django.db.migrations.operations.models import ModelOperation
 
 from . import conf
 
@@ -54,16 +56,62 @@ def _is_plain_django(operation: Any) -> bool:
     return True
 
 
-def needs_django(migration: Migration) -> bool:
-    """Whether Django must apply this migration itself instead of handing SQL to Rust."""
+def _models_read(operation: Any, app_label: str) -> list[tuple[str, str]] | None:
+    """The models whose live catalog this operation may read (constraint names...), or None
+    when that is unknown."""
+    if isinstance(operation, ops.RenameIndex):
+        return [(app_label, operation.model_name_lower)]
+    if isinstance(operation, FieldOperation):
+        models = [(app_label, operation.model_name_lower)]
+        field = getattr(operation, "field", None)
+        remote = getattr(field, "remote_field", None)
+        if remote is not None:
+            target = remote.model
+            if isinstance(target, str):
+                app, _, name = target.rpartition(".")
+                models.append(((app or app_label), name.lower()))
+            else:
+                models.append((target._meta.app_label, target._meta.model_name))
+        return models
+    if isinstance(operation, ModelOperation):
+        return [(app_label, operation.name_lower)]
+    return None
+
+
+def needs_python(migration: Migration) -> bool:
+    """Whether applying this migration means running Python (RunPython, an operation that is
+    not one of Django's own, or a non-atomic migration): Django applies it on every tenant."""
     if not migration.atomic:
         return True
+    return any(not op.reduces_to_sql or not _is_plain_django(op) for op in migration.operations)
+
+
+def order_sensitive(migration: Migration) -> bool:
+    """Whether SQL compiled for this migration in one go could differ from what Django runs.
+
+    Django compiles a migration's SQL without running it; an operation that reads the live
+    catalog (to find a constraint's name, say) then sees the catalog as it was before the
+    migration. That is what Django would see too, unless an earlier operation of the same
+    migration touched one of the models this operation reads. Such a migration is applied by
+    Django on the first tenant, and the SQL Django actually ran there is what other tenants in
+    the same state replay.
+    """
+    app = migration.app_label
     for index, operation in enumerate(migration.operations):
-        if not operation.reduces_to_sql or not _is_plain_django(operation):
+        if index == 0 or type(operation) in _CATALOG_INDEPENDENT:
+            continue
+        models = _models_read(operation, app)
+        if models is None:
             return True
-        if index > 0 and type(operation) not in _CATALOG_INDEPENDENT:
+        earlier = migration.operations[:index]
+        if any(prev.references_model(name, model_app) for prev in earlier for model_app, name in models):
             return True
     return False
+
+
+def needs_django(migration: Migration) -> bool:
+    """Whether Django must apply this migration itself instead of handing SQL to Rust."""
+    return needs_python(migration) or order_sensitive(migration)
 
 
 class RawGraphLoader(MigrationLoader):
@@ -146,7 +194,7 @@ def serialize_graph(loader: MigrationLoader | None = None) -> dict[str, Any]:
                 "replaces": [list(r) for r in migration.replaces],
                 "initial": migration.initial,
                 "atomic": migration.atomic,
-                "needs_python": needs_django(migration),
+                "needs_python": needs_python(migration),
             }
         )
     return {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -28,7 +30,7 @@ from django.utils.module_loading import module_has_submodule
 
 from . import _core, conf
 from .connections import master_params, register_alias, rust_params, tenant_settings
-from .graph import RawGraphLoader, graph_json, needs_django
+from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .models import Tenant
 
 
@@ -62,6 +64,7 @@ class Shared:
         self.graph = graph_json(self.loader)
         self.cache = _core.ReplayCache() if replay else None
         self._states: dict[Any, Any] = {}
+        self._step_states: dict[Any, ProjectState] = {}
         self._recorder_ddl: dict[Any, list[str]] = {}
         self._lock = threading.Lock()
         # Migrations taking part in a squash: their graph depends on the applied set as it
@@ -87,6 +90,20 @@ class Shared:
             if key in applied:
                 self.loader.disk_migrations[key].mutate_state(state, preserve=False)
         return state
+
+    def step_state(self, key: Any) -> ProjectState | None:
+        """A tenant's own copy of the rendered state before a Python step, when a tenant with
+        the same history and plan already rendered it (rendering is the costly part)."""
+        if self.cache is None:
+            return None
+        with self._lock:
+            state = self._step_states.get(key)
+        return state.clone() if state is not None else None
+
+    def keep_step_state(self, key: Any, state: ProjectState) -> None:
+        if self.cache is not None:
+            with self._lock:
+                self._step_states.setdefault(key, state.clone())
 
     def recorder_ddl(self, connection: Any) -> list[str]:
         settings = connection.settings_dict
@@ -171,9 +188,13 @@ class DjangoHooks:
         executor: MigrationExecutor,
         plan: list[tuple[Migration, bool]],
         full_plan: list[Migration],
-        state: ProjectState,
+        state: ProjectState | None,
         out: Output,
+        shared: Shared | None = None,
+        group: tuple[Any, ...] = (),
     ) -> None:
+        self.shared = shared
+        self.group = group
         self.executor = executor
         self.connection = executor.connection
         self.nodes = executor.loader.graph.nodes
@@ -223,6 +244,12 @@ class DjangoHooks:
         return state
 
     def _catch_up(self) -> None:
+        if self.state is None:
+            # Built late (see LazyHooks): the history read now already includes every step
+            # replayed so far.
+            self.state = self.executor._create_project_state(with_applied_migrations=True)
+            self.pending.clear()
+            return
         if not self.pending:
             return
         # Mutating a rendered state reloads every affected model, once per migration; one
@@ -244,8 +271,8 @@ class DjangoHooks:
         self.out.step_started(app, name, backwards)
 
     def soft_applied(self, app: str, name: str) -> bool:
-        self._render()
-        applied, self.state = self.executor.detect_soft_applied(self.state, self.nodes[(app, name)])
+        state = self._state_before(self.nodes[(app, name)])
+        applied, self.state = self.executor.detect_soft_applied(state, self.nodes[(app, name)])
         return bool(applied)
 
     def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
@@ -261,18 +288,54 @@ class DjangoHooks:
             self.state = migration.apply(self.state, editor)
         return list(editor.collected_sql)
 
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> None:
+    def _state_before(self, migration: Migration) -> ProjectState:
+        key = ("step", *self.group, migration.app_label, migration.name)
+        if self.shared is not None:
+            cached = self.shared.step_state(key)
+            if cached is not None:
+                self.pending.clear()
+                self.state = cached
+                return cached
+        self._render()
+        if self.shared is not None:
+            self.shared.keep_step_state(key, self.state)
+        return self.state
+
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
         migration = self.nodes[(app, name)]
+        # What Django runs for a migration without Python can be replayed on other tenants.
+        ran: list[str] | None = None if needs_python(migration) else []
         # A non-atomic migration's statements must not be wrapped in transactions.
         self.connection.tenant_migrate_outside_transaction = not migration.atomic
         try:
-            if backwards:
-                self.executor.unapply_migration(self.states[migration], migration)
-            else:
-                self._render()
-                self.state = self.executor.apply_migration(self.state, migration)
+            with self._capturing(ran):
+                if backwards:
+                    self.executor.unapply_migration(self.states[migration], migration)
+                else:
+                    state = self._state_before(migration)
+                    self.state = self.executor.apply_migration(state, migration)
         finally:
             self.connection.tenant_migrate_outside_transaction = False
+        return ran
+
+    @contextmanager
+    def _capturing(self, ran: list[str] | None) -> Iterator[None]:
+        if ran is None:
+            yield
+            return
+        quoter = self.connection.schema_editor(collect_sql=True)
+
+        def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            head = sql.lstrip()[:7].upper()
+            # Reads, pragmas and the history row are not part of the migration's effect (Rust
+            # writes the row itself when it replays).
+            if not many and head not in ("SELECT ", "PRAGMA ") and "django_migrations" not in sql:
+                text = sql if params is None else sql % tuple(quoter.quote_value(p) for p in params)
+                ran.append(text)
+            return execute(sql, params, many, context)
+
+        with self.connection.execute_wrapper(capture):
+            yield
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:
         if not backwards:
@@ -310,8 +373,8 @@ class LazyHooks:
     def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
         return self.real().compile(app, name, backwards)
 
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> None:
-        self.real().apply_with_django(app, name, backwards)
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        return self.real().apply_with_django(app, name, backwards)
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:
         if self._hooks is not None:
@@ -558,8 +621,7 @@ def _run(
         executor.loader.graph.nodes.update(by_key)
         nodes = executor.loader.graph.nodes
         full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
-        state = executor._create_project_state(with_applied_migrations=True)
-        return DjangoHooks(executor, django_plan, full_plan, state, out)
+        return DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
 
     lazy = (
         shared.cache is not None

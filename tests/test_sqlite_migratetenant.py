@@ -498,3 +498,16 @@ def test_runsql_forwards_backwards_and_irreversible(project: Project) -> None:
     names = {r[1] for r in sqlite_schema(project.tenant_db("acme"))}
     assert {"extra", "oneway"} <= names, "a refused unapply must leave everything in place"
     assert ("products", "0002_sql") in migration_rows(project.tenant_db("acme"))
+
+
+def test_spec_target_forms_copied_from_output(project: Project) -> None:
+    """`app/name.py` as printed by the plan and the run works as a target (spec: Rollback)."""
+    acme(project)
+    project.manage("migratetenant", "--tenant-id=acme")
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake", "users/0001_initial.py").stdout
+    assert "  Unapplying users/0002_alter_user_email.py ... FAKED" in out.splitlines()
+    assert ("users", "0002_alter_user_email") not in migration_rows(project.tenant_db("acme"))
+    out = project.manage("migratetenant", "--tenant-id=acme", "users", "0002_alter_user_email.py").stdout
+    assert "  Target specific migration: 0002_alter_user_email, from users" in out.splitlines()
+    proc = project.manage("migratetenant", "--tenant-id=acme", "--fake", "apps/0002_undo_change", check=False)
+    assert_clean_error(proc, "Error: No installed app with label 'apps'.")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
-from tenant_migrate.runner import MigrateOptions, check_app_label
+from tenant_migrate.runner import MigrateOptions, check_app_label, split_target
 
 
 def default_jobs() -> int:
@@ -66,6 +66,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        options["app_label"], options["migration_name"] = split_target(
+            options["app_label"], options["migration_name"]
+        )
         if options["migration_name"] and not options["app_label"]:
             raise Error("A migration name needs an app label.")
         if options["jobs"] < 1:

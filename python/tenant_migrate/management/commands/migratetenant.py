@@ -6,7 +6,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import Error, to_command_error
-from tenant_migrate.runner import MigrateOptions, Output, UnappliedMigrations, migrate_tenant
+from tenant_migrate.runner import (
+    MigrateOptions,
+    Output,
+    UnappliedMigrations,
+    migrate_tenant,
+    split_target,
+)
 
 
 class Command(BaseCommand):
@@ -63,7 +69,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = options["tenant_id"]
-        app_label, migration_name = options["app_label"], options["migration_name"]
+        app_label, migration_name = split_target(options["app_label"], options["migration_name"])
         if migration_name and not app_label:
             raise Error("A migration name needs an app label.")
         opts = MigrateOptions(

@@ -321,28 +321,47 @@ def test_non_atomic_migration_runs_outside_a_transaction(tmp_path: Path, pg_pref
 
 
 def test_django_side_sets_the_schema_in_every_transaction(tmp_path: Path, pg_prefix: str) -> None:
-    """Behind a transaction-pooling proxy a session setting can be lost between transactions:
-    simulate that by resetting the session's search path, then query through Django."""
+    """Behind a transaction-pooling proxy the next transaction may get a server connection with
+    another search path. Simulated: after one migration commits, the session is left on
+    `public`; the next one, in its own transaction, must still see only the tenant's schema."""
     project = pg_project(tmp_path, pg_prefix)
     make_tenant(project, "acme", "schema")
     with connect(project.master) as conn:  # type: ignore[attr-defined]
         conn.execute("INSERT INTO public.products_product (sku, name, price) VALUES ('decoy', 'Decoy', 1)")
     project.add_migration(
         "products",
-        "0002_count",
+        "0002_lose_path",
+        "from django.db import migrations\n\n"
+        "def lose(apps, schema_editor):\n"
+        "    connection = schema_editor.connection\n"
+        "    def after_commit():\n"
+        "        with connection.cursor() as cursor:\n"
+        "            cursor.execute(\"SELECT set_config('search_path', 'public', false)\")\n"
+        "    connection.on_commit(after_commit)\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.RunPython(lose)]\n",
+    )
+    project.add_migration(
+        "products",
+        "0003_count",
         "from django.db import migrations\n\n"
         "def check(apps, schema_editor):\n"
         "    with schema_editor.connection.cursor() as cursor:\n"
-        "        cursor.execute('SET search_path TO public')\n"
         "        cursor.execute('SELECT count(*) FROM products_product')\n"
         "        assert cursor.fetchone()[0] == 0, 'read another schema'\n"
         "    Product = apps.get_model('products', 'Product')\n"
         "    Product.objects.using(schema_editor.connection.alias).create(sku='mine', name='M', price=2)\n\n"
         "class Migration(migrations.Migration):\n"
-        "    dependencies = [('products', '0001_initial')]\n"
+        "    dependencies = [('products', '0002_lose_path')]\n"
         "    operations = [migrations.RunPython(check)]\n",
     )
     project.manage("migratetenant", "--tenant-id=acme", "products")
     with connect(project.master) as conn:  # type: ignore[attr-defined]
         assert conn.execute("SELECT sku FROM public_acme.products_product").fetchall() == [("mine",)]
         assert conn.execute("SELECT sku FROM public.products_product").fetchall() == [("decoy",)]
+    # post_migrate handlers and the history rows went to the tenant as well.
+    assert history(project.master, "public_acme")[-2:] == [
+        ("products", "0002_lose_path"),
+        ("products", "0003_count"),
+    ]  # type: ignore[attr-defined]

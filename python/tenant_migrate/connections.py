@@ -34,6 +34,10 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def tenant_schema(alias: str) -> str | None:
+    return _TENANT_ALIASES.get(alias)
+
+
 def is_tenant_alias(alias: str) -> bool:
     return alias in _TENANT_ALIASES
 
@@ -142,14 +146,23 @@ def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
             connection.execute_wrappers.append(_schema_wrapper)
 
 
+def _transaction_started(connection: Any) -> bool:
+    """Whether the server transaction is already open (psycopg begins it with the first
+    statement after autocommit is turned off), so its first statement set the path."""
+    info = getattr(connection.connection, "info", None)
+    status = getattr(info, "transaction_status", None)
+    if status is None:
+        return False
+    return status.name in ("INTRANS", "INERROR")
+
+
 def _schema_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     """Every statement Django runs for a schema tenant runs with that schema only on the
     search path, set inside its own transaction (SET LOCAL), like the Rust side does: a
     transaction-pooling proxy may hand each transaction another server connection, so a
     session setting made at connect time cannot be relied on.
 
-    Inside a transaction the path is set before each statement (a transaction may have been
-    started by code that never ran through here). An autocommit statement runs in a short
+    Inside a transaction the path is set before its first statement. An autocommit statement runs in a short
     transaction of its own, except while a non-atomic migration runs (its statements, such as
     CREATE INDEX CONCURRENTLY, may refuse a transaction): those use the session setting.
     """
@@ -158,6 +171,9 @@ def _schema_wrapper(execute: Any, sql: str, params: Any, many: bool, context: di
     if schema is None or getattr(connection, "_tenant_migrate_setting_path", False):
         return execute(sql, params, many, context)
     if connection.in_atomic_block:
+        if _transaction_started(connection):
+            # Set by the first statement of this transaction (which came through here).
+            return execute(sql, params, many, context)
         _set_search_path(connection, schema, local=True)
         return execute(sql, params, many, context)
     if getattr(connection, "tenant_migrate_outside_transaction", False):

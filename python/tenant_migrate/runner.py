@@ -19,7 +19,7 @@ from django.apps import apps as global_apps
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 from django.core.management.commands.migrate import Command as DjangoMigrate
-from django.db import connections
+from django.db import connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
@@ -29,7 +29,14 @@ from django.db.models import signals
 from django.utils.module_loading import module_has_submodule
 
 from . import _core, conf
-from .connections import master_params, register_alias, rust_params, tenant_settings
+from .connections import (
+    is_tenant_alias,
+    master_params,
+    register_alias,
+    rust_params,
+    tenant_schema,
+    tenant_settings,
+)
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .models import Tenant
 
@@ -521,7 +528,19 @@ def print_header(out: Output, plan: _core.Plan) -> None:
 
 
 def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
-    """Django's emit_pre/post_migrate_signal, for the tenant apps only."""
+    """Django's emit_pre/post_migrate_signal, for the tenant apps only.
+
+    For a schema tenant the handlers run in one transaction, so that their statements share
+    one ``SET LOCAL search_path`` instead of a short transaction each.
+    """
+    if is_tenant_alias(alias) and tenant_schema(alias) is not None:
+        with transaction.atomic(using=alias):
+            _emit(signal, out, alias, opts, state_apps, plan)
+    else:
+        _emit(signal, out, alias, opts, state_apps, plan)
+
+
+def _emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
     when = "pre" if signal is signals.pre_migrate else "post"
     for app_config in global_apps.get_app_configs():
         if app_config.models_module is None or not conf.is_tenant_app(app_config.label):

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
-from tenant_migrate.runner import MigrateOptions, check_app_label, split_target
+from tenant_migrate.management.options import add_migrate_arguments, migrate_options
+from tenant_migrate.runner import check_app_label
 
 
 def default_jobs() -> int:
@@ -22,8 +23,7 @@ class Command(BaseCommand):
     help = "Brings every tenant of the registry up to date (or to the given target)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("app_label", nargs="?", help="App label of an application to synchronize.")
-        parser.add_argument("migration_name", nargs="?", help='Target migration ("zero" unapplies all).')
+        add_migrate_arguments(parser)
         parser.add_argument(
             "--tenant-id",
             action="append",
@@ -51,38 +51,12 @@ class Command(BaseCommand):
             help="Start no new tenant after the first failure (running ones finish).",
         )
         parser.set_defaults(fail_fast=False)
-        parser.add_argument("--plan", action="store_true", help="Show every tenant's plan; change nothing.")
-        parser.add_argument("--fake", action="store_true", help="Record migrations without running them.")
-        parser.add_argument(
-            "--fake-initial", action="store_true", help="Fake initial migrations whose tables exist."
-        )
         parser.add_argument("--json", action="store_true", help="Print a machine-readable report.")
-        parser.add_argument(
-            "--noinput",
-            "--no-input",
-            action="store_false",
-            dest="interactive",
-            help="Tells Django to NOT prompt the user for input of any kind.",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        options["app_label"], options["migration_name"] = split_target(
-            options["app_label"], options["migration_name"]
-        )
-        if options["migration_name"] and not options["app_label"]:
-            raise Error("A migration name needs an app label.")
         if options["jobs"] < 1:
             raise Error("--jobs must be at least 1.")
-        opts = MigrateOptions(
-            app_label=options["app_label"],
-            migration_name=options["migration_name"],
-            plan=options["plan"],
-            fake=options["fake"],
-            fake_initial=options["fake_initial"],
-            interactive=options["interactive"],
-            verbosity=options["verbosity"],
-            skip_up_to_date=True,
-        )
+        opts = migrate_options(options, skip_up_to_date=True)
         run = AllTenantsRun(
             opts,
             jobs=options["jobs"],

@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 
 
@@ -8,8 +10,11 @@ class TenantMigrateConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            aliases,
             checks,  # noqa: F401  (registers the system checks)
             connections,
         )
 
         connections.install_signal_handlers()
+        # Django makes a command's parser (and its --database choices) right after setup.
+        aliases.register_from_argv(sys.argv)

@@ -1,0 +1,63 @@
+"""Tenants as database aliases: ``manage.py showmigrations --database=acme`` and
+``Model.objects.using(tenant_alias("acme"))``.
+
+Django builds ``--database`` choices from ``connections`` when a command's parser is made, just
+after ``django.setup()``. Registering every tenant there would cost a registry read per start-up
+(and fail before the registry table exists); instead, the one alias a command line names is
+resolved at start-up, and only when it is not already a ``DATABASES`` entry. A start-up without
+``--database=<tenant>`` pays nothing, whatever the number of tenants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from . import _core
+from .connections import register_alias, tenant_settings
+
+
+def tenant_alias(tenant_id: str) -> str:
+    """Register the tenant's alias (same name as its tenant id) and return it."""
+    from .runner import lookup
+
+    record = lookup(tenant_id)
+    settings_dict, schema = tenant_settings(record)
+    register_alias(record.tenant_id, settings_dict, schema)
+    return record.tenant_id
+
+
+@contextmanager
+def tenant_connection(tenant_id: str) -> Iterator[Any]:
+    """``with tenant_connection("acme") as conn:`` a Django connection to that tenant only,
+    closed afterwards."""
+    alias = tenant_alias(tenant_id)
+    try:
+        yield connections[alias]
+    finally:
+        connections[alias].close()
+
+
+def database_option(argv: Sequence[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg.startswith("--database="):
+            return arg.split("=", 1)[1]
+        if arg == "--database" and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
+def register_from_argv(argv: Sequence[str]) -> None:
+    """Called from ``AppConfig.ready``: make ``--database=<tenant id>`` a valid choice."""
+    alias = database_option(argv)
+    if not alias or alias in settings.DATABASES:
+        return
+    try:
+        tenant_alias(alias)
+    except (_core.TenantMigrateError, ValueError):
+        # Not a tenant (or no registry yet): Django reports the invalid choice itself.
+        return

@@ -1,0 +1,69 @@
+"""Tenants as database aliases for Django's own commands (the spec's
+`showmigrations --database=acme`) and for code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Project
+from test_postgres import make_tenant, pg_project
+
+
+def seed(project: Project, tenant_id: str, sku: str) -> None:
+    project.manage(
+        "shell",
+        "-c",
+        "from tenant_migrate.aliases import tenant_alias\n"
+        "from products.models import Product\n"
+        f"Product.objects.using(tenant_alias({tenant_id!r})).create(sku={sku!r}, name='x', price=1)",
+    )
+
+
+def check_tenant_aliases(project: Project, plain_env: dict[str, str]) -> None:
+    project.manage("migratetenant", "--tenant-id=acme", "users")
+    project.manage("migratetenant", "--tenant-id=globex")
+    # Django's own showmigrations, for a plain database in the same state as acme.
+    project.manage("migrate", "users", "--no-input", env=plain_env)
+    ours = project.manage("showmigrations", "--database=acme").stdout
+    django = project.manage("showmigrations", env=plain_env).stdout
+    assert ours == django
+    assert " [X] 0002_alter_user_email" in ours and " [ ] 0001_initial" in ours
+
+    project.manage("migratetenant", "--tenant-id=acme")
+    seed(project, "acme", "acme-only")
+    seed(project, "globex", "globex-only")
+    dumped = json.loads(project.manage("dumpdata", "products", "--database=acme").stdout)
+    assert [row["fields"]["sku"] for row in dumped] == ["acme-only"]
+    sql = project.manage("sqlmigrate", "products", "0001", "--database=acme").stdout
+    assert 'CREATE TABLE "products_product"' in sql
+
+    proc = project.manage("showmigrations", "--database=nope", check=False)
+    assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+
+
+def test_sqlite_tenant_aliases(project: Project, tmp_path: Path) -> None:
+    project.create_tenant("acme")
+    project.create_tenant("globex")
+    check_tenant_aliases(project, {"TM_MASTER_SQLITE": str(tmp_path / "plain.sqlite3")})
+
+
+def test_postgres_schema_tenant_aliases(tmp_path: Path, pg_prefix: str) -> None:
+    from pgutil import create_database
+
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    make_tenant(project, "globex", "schema")
+    plain = f"{pg_prefix}plain"
+    create_database(plain)
+    check_tenant_aliases(project, {"TM_PG_NAME": plain})
+
+
+def test_no_registry_yet_is_not_an_error(tmp_path: Path) -> None:
+    from conftest import make_project
+
+    project = make_project(tmp_path, master=False)
+    proc = project.manage("showmigrations", "--database=acme", check=False)
+    assert proc.returncode == 2 and "invalid choice: 'acme'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    project.manage("migrate", "--no-input")

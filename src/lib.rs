@@ -294,6 +294,12 @@ impl TenantDatabase {
         self.with_backend(py, |b| Ok(b.applied()?))
     }
 
+    /// The PostgreSQL server process of this connection (None on SQLite): what a heartbeat
+    /// looks up in `pg_stat_activity` while a migration runs.
+    fn backend_pid(&self) -> Option<i32> {
+        self.backend.lock().ok()?.as_ref()?.backend_pid()
+    }
+
     /// The digest replay is verified against (catalog, history and server version).
     fn fingerprint(&self, py: Python<'_>) -> PyResult<String> {
         self.with_backend(py, |b| Ok(b.fingerprint()?))

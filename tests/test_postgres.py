@@ -365,3 +365,50 @@ def test_django_side_sets_the_schema_in_every_transaction(tmp_path: Path, pg_pre
         ("products", "0002_lose_path"),
         ("products", "0003_count"),
     ]  # type: ignore[attr-defined]
+
+
+def test_heartbeat_names_the_blocking_process(tmp_path: Path, pg_prefix: str) -> None:
+    import subprocess
+    import sys
+    import time
+
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    project.add_migration(
+        "products",
+        "0002_stock",
+        "from django.db import migrations, models\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [migrations.AddField('product', 'stock', models.IntegerField(default=0))]\n",
+    )
+    blocker = connect(project.master)  # type: ignore[attr-defined]
+    blocker.autocommit = False
+    blocker.execute("SELECT count(*) FROM public_acme.products_product")  # holds ACCESS SHARE
+    blocker_pid = blocker.info.backend_pid
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.5"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, "the migration should be waiting for the lock"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "  products/0002_stock.py ... OK" in out.splitlines()
+    beats = [
+        line
+        for line in err.splitlines()
+        if line.startswith("[heartbeat] tenant 'acme': products/0002_stock.py")
+    ]
+    assert beats, err
+    assert any("waiting for Lock/relation" in b and f"held by pid {blocker_pid} " in b for b in beats), beats
+    assert any("ALTER TABLE" in b for b in beats), beats

@@ -8,6 +8,7 @@ migrations, ``post_migrate``. Everything printed goes through the command's ``st
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from .connections import (
     tenant_settings,
 )
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
+from .heartbeat import Heartbeat
 from .models import Tenant
 
 
@@ -54,6 +56,8 @@ class MigrateOptions:
     verbosity: int = 1
     # migratealltenants: an up-to-date tenant is left alone (no signals, no Django work).
     skip_up_to_date: bool = False
+    # Seconds a migration may run before a heartbeat line goes to stderr (0: never).
+    heartbeat: float = 0.0
 
 
 class Shared:
@@ -425,6 +429,7 @@ class Output:
         # Concurrent runs print each step once, finished, instead of "name ..." then " OK".
         self.whole_lines = whole_lines
         self.open_step: str | None = None
+        self.heartbeat: Any = None
 
     def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
         if self.verbosity >= min_verbosity:
@@ -432,9 +437,11 @@ class Output:
                 self.stdout.write(self.prefix + text, style_func)
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
+        verb = "Unapplying " if backwards else ""
+        if self.heartbeat is not None:
+            self.heartbeat.step(f"{verb}{migration_label(app, name)}")
         if self.verbosity < 1:
             return
-        verb = "Unapplying " if backwards else ""
         self.open_step = f"{self.prefix}  {verb}{migration_label(app, name)} ..."
         if not self.whole_lines:
             with self.lock:
@@ -442,6 +449,8 @@ class Output:
                 self.stdout.flush()
 
     def step_finished(self, report: _core.StepReport) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.step(None)
         if self.verbosity < 1:
             return
         text = f" {report.outcome}"
@@ -669,17 +678,23 @@ def _run(
     out.write("Running migrations:", out.style.MIGRATE_HEADING)
     if not django_plan:
         out.write("  No migrations to apply.")
+    heartbeat = Heartbeat(
+        sys.stderr, opts.heartbeat, record.tenant_id, database.backend_pid(), connection.settings_dict
+    )
+    out.heartbeat = heartbeat
     try:
-        report = database.migrate(
-            plan,
-            hooks,
-            tenant=record.tenant_id,
-            recorder_ddl=shared.recorder_ddl(connection),
-            fake=opts.fake and bool(django_plan),
-            fake_initial=opts.fake_initial and bool(django_plan),
-            cache=shared.cache,
-        )
+        with heartbeat:
+            report = database.migrate(
+                plan,
+                hooks,
+                tenant=record.tenant_id,
+                recorder_ddl=shared.recorder_ddl(connection),
+                fake=opts.fake and bool(django_plan),
+                fake_initial=opts.fake_initial and bool(django_plan),
+                cache=shared.cache,
+            )
     finally:
+        out.heartbeat = None
         out.close_line()
 
     post_apps = shared.state_apps(("post", *group), lambda: _post_migrate_apps(hooks.final_state()))

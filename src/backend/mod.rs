@@ -85,6 +85,10 @@ pub trait Backend: Send {
     /// constraints, indexes, sequences, without schema names), its history rows and the server
     /// version. Equal digests mean SQL compiled on one tenant is exact for the other.
     fn fingerprint(&mut self) -> Result<String, DbError>;
+    /// The server process serving this connection (PostgreSQL), for monitoring from outside.
+    fn backend_pid(&self) -> Option<i32> {
+        None
+    }
     /// Write history rows without running anything (`--fake`, soft-applied, squash bookkeeping).
     fn record(&mut self, recording: &Recording) -> Result<(), DbError> {
         self.run_migration(&[], recording).map_err(|e| e.source)

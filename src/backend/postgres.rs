@@ -37,6 +37,7 @@ pub struct PostgresBackend {
     set_search_path: String,
     /// The history table, schema-qualified when the tenant has a schema.
     recorder: String,
+    pid: Option<i32>,
 }
 
 pub fn pg_err(e: postgres::Error) -> DbError {
@@ -166,7 +167,12 @@ impl PostgresBackend {
                 )
             }
         };
+        let pid = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(pg_err)?
+            .get::<_, i32>(0);
         Ok(PostgresBackend {
+            pid: Some(pid),
             client: Some(client),
             pool_key,
             schema: schema.clone(),
@@ -244,6 +250,10 @@ impl Drop for PostgresBackend {
 }
 
 impl Backend for PostgresBackend {
+    fn backend_pid(&self) -> Option<i32> {
+        self.pid
+    }
+
     fn recorder_exists(&mut self) -> Result<bool, DbError> {
         // The tenant's schema, or for a database of its own the first schema of its search
         // path, as Django's introspection sees it.

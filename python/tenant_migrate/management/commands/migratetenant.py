@@ -24,6 +24,14 @@ class Command(BaseCommand):
             "actually apply migrations.",
         )
         parser.add_argument(
+            "--heartbeat",
+            type=float,
+            default=5.0,
+            metavar="SECONDS",
+            help="While a migration runs longer than this, print what it is doing (and, on "
+            "PostgreSQL, what it waits for) to stderr every SECONDS; 0 turns it off.",
+        )
+        parser.add_argument(
             "--prune",
             action="store_true",
             dest="prune",
@@ -32,7 +40,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = options["tenant_id"]
-        opts = migrate_options(options, check=options["check_unapplied"], prune=options["prune"])
+        opts = migrate_options(
+            options,
+            check=options["check_unapplied"],
+            prune=options["prune"],
+            heartbeat=options["heartbeat"],
+        )
         try:
             migrate_tenant(tenant_id, opts, Output(self.stdout, self.style, opts.verbosity))
         except UnappliedMigrations:

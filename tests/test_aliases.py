@@ -67,3 +67,30 @@ def test_no_registry_yet_is_not_an_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "invalid choice: 'acme'" in proc.stderr
     assert "Traceback" not in proc.stderr
     project.manage("migrate", "--no-input")
+
+
+def test_a_thousand_registered_tenants_open_nothing(project: Project) -> None:
+    """What iterates `connections` (check, the end-of-request cleanup, close_all) keeps working
+    with 1,000 tenant aliases registered, and opens no connection to any of them."""
+    script = (
+        "import sqlite3\n"
+        "from django.conf import settings\n"
+        "from django.core.management import call_command\n"
+        "from django.core.signals import request_finished\n"
+        "from django.db import connections\n"
+        "from tenant_migrate.aliases import tenant_alias\n"
+        "from tenant_migrate.models import Tenant\n"
+        "Tenant.objects.bulk_create([Tenant(tenant_id=f't{i:04d}', name='T', isolation='database',\n"
+        "    database_name=f't{i:04d}_db') for i in range(1000)])\n"
+        "aliases = [tenant_alias(f't{i:04d}') for i in range(1000)]\n"
+        "assert len(list(connections)) == 1001, len(list(connections))\n"
+        "call_command('check')\n"
+        "request_finished.send(sender=None)\n"
+        "connections.close_all()\n"
+        "opened = [c.alias for c in connections.all(initialized_only=True) if c.connection is not None]\n"
+        "assert opened in ([], ['default']), opened\n"
+        "print('checked', len(aliases))\n"
+    )
+    out = project.manage("shell", "-c", script).stdout
+    assert "System check identified no issues" in out and "checked 1000" in out
+    assert not project.tenant_dir.exists() or not any(project.tenant_dir.iterdir())

@@ -28,6 +28,10 @@ INSTALLED_APPS = [
     "orders",
 ]
 
+# For bench/startup.py only: the same project without this package.
+if os.environ.get("TM_WITHOUT_PACKAGE") == "1":
+    INSTALLED_APPS.remove("tenant_migrate")
+
 if os.environ.get("TM_DB_ENGINE") == "postgresql":
     DATABASES = {
         "default": {
@@ -59,7 +63,9 @@ if os.environ.get("TM_TENANT_PG_NAME"):
         "NAME": os.environ["TM_TENANT_PG_NAME"],
     }
 
-DATABASE_ROUTERS = ["tenant_migrate.routers.TenantRouter"]
+DATABASE_ROUTERS = (
+    [] if os.environ.get("TM_WITHOUT_PACKAGE") == "1" else ["tenant_migrate.routers.TenantRouter"]
+)
 
 TENANT_MIGRATE = {
     # As in the spec: each tenant gets users, products and orders; set TM_TENANT_APPS to, say,

@@ -1,5 +1,5 @@
-"""Tenants as database aliases: ``manage.py showmigrations --database=acme`` and
-``Model.objects.using(tenant_alias("acme"))``.
+"""Tenants as database aliases: ``manage.py showmigrations --database=acme``,
+``Model.objects.using("acme")`` and ``connections["acme"]``.
 
 Django builds ``--database`` choices from ``connections`` when a command's parser is made, just
 after ``django.setup()``. Registering every tenant there would cost a registry read per start-up
@@ -42,6 +42,37 @@ def tenant_connection(tenant_id: str) -> Iterator[Any]:
         connections[alias].close()
 
 
+class TenantAwareSettings(dict):  # type: ignore[type-arg]
+    """``connections.settings`` that also knows tenants, looked up when first named.
+
+    Iteration (what the test runner, ``check`` and the end-of-request cleanup do) sees only
+    ``DATABASES`` and the tenants already used; ``connections["acme"]`` and
+    ``Model.objects.using("acme")`` resolve a tenant the first time they name it.
+    """
+
+    def __contains__(self, alias: object) -> bool:
+        if dict.__contains__(self, alias):
+            return True
+        if not isinstance(alias, str) or not alias:
+            return False
+        try:
+            tenant_alias(alias)
+        except (_core.TenantMigrateError, ValueError):
+            return False
+        return dict.__contains__(self, alias)
+
+    def __missing__(self, alias: str) -> Any:
+        if alias in self:
+            return dict.__getitem__(self, alias)
+        raise KeyError(alias)
+
+
+def install() -> None:
+    """Called from ``AppConfig.ready``."""
+    if not isinstance(connections.settings, TenantAwareSettings):
+        connections.__dict__["settings"] = TenantAwareSettings(connections.settings)
+
+
 def database_option(argv: Sequence[str]) -> str | None:
     for index, arg in enumerate(argv):
         if arg.startswith("--database="):
@@ -56,6 +87,7 @@ def register_from_argv(argv: Sequence[str]) -> None:
     alias = database_option(argv)
     if not alias or alias in settings.DATABASES:
         return
+    install()
     try:
         tenant_alias(alias)
     except (_core.TenantMigrateError, ValueError):

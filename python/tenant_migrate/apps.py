@@ -16,5 +16,6 @@ class TenantMigrateConfig(AppConfig):
         )
 
         connections.install_signal_handlers()
+        aliases.install()
         # Django makes a command's parser (and its --database choices) right after setup.
         aliases.register_from_argv(sys.argv)

@@ -113,7 +113,8 @@ def master_params() -> str:
 
 def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None) -> None:
     """Make ``connections[alias]`` reach the tenant (and, for a schema, only its schema)."""
-    if alias in connections.settings and not is_tenant_alias(alias):
+    # dict.__contains__: the plain membership, without resolving tenants (see aliases.py).
+    if dict.__contains__(connections.settings, alias) and not is_tenant_alias(alias):
         raise TenantConfigError(f"Tenant alias {alias!r} collides with a DATABASES entry")
     if is_tenant_alias(alias) and connections.settings.get(alias) == settings_dict:
         return

@@ -6,8 +6,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import transaction
 
 from . import conf
 from .connections import (
@@ -48,7 +49,7 @@ def validate(spec: TenantSpec) -> None:
         validate_tenant_id(spec.tenant_id)
     except ValidationError as err:
         raise TenantConfigError(f"Invalid tenant id '{spec.tenant_id}'. {err.messages[0]}") from None
-    if spec.tenant_id in connections.settings:
+    if spec.tenant_id in settings.DATABASES:
         raise TenantConfigError(
             f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
             "in DATABASES; choose another tenant id."

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_finished
 from django.db import connections
 
 from . import _core
-from .connections import register_alias, tenant_settings
+from .connections import register_alias, tenant_aliases, tenant_settings
 
 
 def tenant_alias(tenant_id: str) -> str:
@@ -45,10 +46,19 @@ def tenant_connection(tenant_id: str) -> Iterator[Any]:
 class TenantAwareSettings(dict):  # type: ignore[type-arg]
     """``connections.settings`` that also knows tenants, looked up when first named.
 
-    Iteration (what the test runner, ``check`` and the end-of-request cleanup do) sees only
-    ``DATABASES`` and the tenants already used; ``connections["acme"]`` and
-    ``Model.objects.using("acme")`` resolve a tenant the first time they name it.
+    ``connections["acme"]`` and ``Model.objects.using("acme")`` resolve a tenant the first
+    time they name it. Iteration (the test runner, ``check``, ``close_all``, Django's per-test
+    connection guards) lists only ``DATABASES`` and a tenant named by ``--database`` on the
+    command line, so code that walks every connection never meets tenants it did not ask for;
+    their connections are closed at the end of each request by ``close_tenant_connections``.
     """
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        super().__init__(base)
+        self.listed = set(base)
+
+    def __iter__(self) -> Iterator[str]:
+        return (alias for alias in list(dict.__iter__(self)) if alias in self.listed)
 
     def __contains__(self, alias: object) -> bool:
         if dict.__contains__(self, alias):
@@ -71,6 +81,14 @@ def install() -> None:
     """Called from ``AppConfig.ready``."""
     if not isinstance(connections.settings, TenantAwareSettings):
         connections.__dict__["settings"] = TenantAwareSettings(connections.settings)
+        request_finished.connect(close_tenant_connections, dispatch_uid="tenant_migrate_close")
+
+
+def close_tenant_connections(**kwargs: Any) -> None:
+    """Django's ``close_old_connections`` for the tenant aliases this thread used."""
+    for alias in tenant_aliases():
+        if hasattr(connections._connections, alias):
+            connections[alias].close_if_unusable_or_obsolete()
 
 
 def database_option(argv: Sequence[str]) -> str | None:
@@ -93,3 +111,4 @@ def register_from_argv(argv: Sequence[str]) -> None:
     except (_core.TenantMigrateError, ValueError):
         # Not a tenant (or no registry yet): Django reports the invalid choice itself.
         return
+    connections.settings.listed.add(alias)

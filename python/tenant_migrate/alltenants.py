@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from . import _core
-from .connections import master_params, tenant_settings, vendor_of
+from .connections import tenant_settings, vendor_of
 from .errors import to_command_error
-from .models import Tenant
-from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, migrate_record
+from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, list_tenants, migrate_record
 
 
 @dataclass
@@ -134,7 +133,7 @@ class AllTenantsRun:
         self.sem_lock = threading.Lock()
 
     def select(self) -> list[_core.TenantRecord]:
-        records = _core.list_tenants(master_params(), Tenant._meta.db_table)
+        records = list_tenants()
         if not self.tenant_ids:
             return records
         by_id = {r.tenant_id: r for r in records}

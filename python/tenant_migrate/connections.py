@@ -34,6 +34,10 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def tenant_aliases() -> list[str]:
+    return list(_TENANT_ALIASES)
+
+
 def tenant_schema(alias: str) -> str | None:
     return _TENANT_ALIASES.get(alias)
 

@@ -8,6 +8,7 @@ migrations, ``post_migrate``. Everything printed goes through the command's ``st
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -193,8 +194,52 @@ def migration_label(app: str, name: str) -> str:
     return f"{app}/{name}.py"
 
 
-def lookup(tenant_id: str) -> _core.TenantRecord:
+@dataclass(frozen=True)
+class RegistryRow:
+    """A registry row read through Django, shaped like ``_core.TenantRecord``."""
+
+    tenant_id: str
+    name: str
+    isolation: str
+    database_name: str
+    schema_name: str
+    connection: str
+
+
+def _master_in_memory() -> bool:
+    master = connections["default"]
+    return master.vendor == "sqlite" and master.is_in_memory_db()
+
+
+def _row(tenant: Tenant) -> RegistryRow:
+    return RegistryRow(
+        tenant.tenant_id,
+        tenant.name,
+        tenant.isolation,
+        tenant.database_name,
+        tenant.schema_name,
+        json.dumps(tenant.connection or {}),
+    )
+
+
+def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
+    """The registry row, read by Rust from the master database; through Django only when the
+    master is an in-memory SQLite database (a test run), which another connection cannot see."""
+    if _master_in_memory():
+        tenant = Tenant.objects.using("default").filter(tenant_id=tenant_id).first()
+        if tenant is None:
+            raise _core.TenantNotFound(
+                f"Tenant '{tenant_id}' does not exist.\n"
+                f"Please create one with the tenant id '{tenant_id}' first."
+            )
+        return _row(tenant)
     return _core.lookup_tenant(master_params(), Tenant._meta.db_table, tenant_id)
+
+
+def list_tenants() -> list[Any]:
+    if _master_in_memory():
+        return [_row(t) for t in Tenant.objects.using("default").order_by("tenant_id")]
+    return _core.list_tenants(master_params(), Tenant._meta.db_table)
 
 
 class DjangoHooks:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import Project
 from test_postgres import make_tenant, pg_project
 
@@ -37,6 +38,13 @@ def check_tenant_aliases(project: Project, plain_env: dict[str, str]) -> None:
     seed(project, "globex", "globex-only")
     dumped = json.loads(project.manage("dumpdata", "products", "--database=acme").stdout)
     assert [row["fields"]["sku"] for row in dumped] == ["acme-only"]
+    seen = project.manage(
+        "shell",
+        "-c",
+        "from products.models import Product\n"
+        "print(sorted(Product.objects.using('acme').values_list('sku', flat=True)))",
+    ).stdout
+    assert seen.strip().splitlines()[-1] == "['acme-only']"
     sql = project.manage("sqlmigrate", "products", "0001", "--database=acme").stdout
     assert 'CREATE TABLE "products_product"' in sql
 
@@ -50,12 +58,13 @@ def test_sqlite_tenant_aliases(project: Project, tmp_path: Path) -> None:
     check_tenant_aliases(project, {"TM_MASTER_SQLITE": str(tmp_path / "plain.sqlite3")})
 
 
-def test_postgres_schema_tenant_aliases(tmp_path: Path, pg_prefix: str) -> None:
+@pytest.mark.parametrize("isolation", ["schema", "database"])
+def test_postgres_tenant_aliases(tmp_path: Path, pg_prefix: str, isolation: str) -> None:
     from pgutil import create_database
 
     project = pg_project(tmp_path, pg_prefix)
-    make_tenant(project, "acme", "schema")
-    make_tenant(project, "globex", "schema")
+    make_tenant(project, "acme", isolation)
+    make_tenant(project, "globex", isolation)
     plain = f"{pg_prefix}plain"
     create_database(plain)
     check_tenant_aliases(project, {"TM_PG_NAME": plain})

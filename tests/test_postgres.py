@@ -396,8 +396,19 @@ def test_heartbeat_names_the_blocking_process(tmp_path: Path, pg_prefix: str) ->
         text=True,
     )
     try:
-        time.sleep(4)
+        # Wait until the migration is really blocked on the lock, then for a few heartbeats.
+        deadline = time.monotonic() + 60
+        with connect(project.master) as watcher:  # type: ignore[attr-defined]
+            while time.monotonic() < deadline and proc.poll() is None:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY (pg_blocking_pids(pid))",
+                    [blocker_pid],
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.1)
         assert proc.poll() is None, "the migration should be waiting for the lock"
+        time.sleep(2.5)
     finally:
         blocker.rollback()
         blocker.close()

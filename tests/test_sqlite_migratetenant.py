@@ -511,3 +511,25 @@ def test_spec_target_forms_copied_from_output(project: Project) -> None:
     assert "  Target specific migration: 0002_alter_user_email, from users" in out.splitlines()
     proc = project.manage("migratetenant", "--tenant-id=acme", "--fake", "apps/0002_undo_change", check=False)
     assert_clean_error(proc, "Error: No installed app with label 'apps'.")
+
+
+def test_inconsistent_history_refused_and_standard_options(project: Project) -> None:
+    acme(project)
+    colored = project.manage("migratetenant", "--tenant-id=acme", "--plan", "--force-color").stdout
+    assert "\x1b[" in colored
+    plain = project.manage("migratetenant", "--tenant-id=acme", "--plan", "--no-color").stdout
+    assert "\x1b[" not in plain and plain.splitlines() == SPEC_PLAN.splitlines()
+    project.manage("migratetenant", "--tenant-id=acme", "products", "--no-color", "--skip-checks")
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        conn.execute(
+            "INSERT INTO django_migrations (app, name, applied) "
+            "VALUES ('orders', '0001_initial', '2026-01-01 00:00:00')"
+        )
+    before = project.tenant_db("acme").read_bytes()
+    proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
+    assert_clean_error(
+        proc,
+        "Error: Inconsistent migration history for tenant 'acme': Migration orders.0001_initial "
+        "is applied before its dependency ",
+    )
+    assert project.tenant_db("acme").read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,6 @@ from . import conf
 from .connections import (
     TenantConfigError,
     quote_ident,
-    sqlite_path,
     tenant_settings,
     vendor_of,
 )
@@ -83,19 +83,14 @@ def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
     """Create the tenant's empty database file, database or schema."""
     vendor = vendor_of(settings_dict)
     if vendor == "sqlite":
-        path = sqlite_path_from(settings_dict)
+        # tenant_settings already resolved (and confined to SQLITE_DIR) the file's path.
+        path = Path(settings_dict["NAME"])
         if path.exists():
             raise TenantConfigError(f"The database file {path} already exists.")
         path.parent.mkdir(parents=True, exist_ok=True)
         sqlite3.connect(path).close()
         return str(path)
     return provision_postgres(settings_dict, schema)
-
-
-def sqlite_path_from(settings_dict: dict[str, Any]) -> Any:
-    from pathlib import Path
-
-    return Path(settings_dict["NAME"])
 
 
 def check_pg_identifier(kind: str, name: str) -> None:
@@ -138,6 +133,3 @@ def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str
     except psycopg.errors.InsufficientPrivilege as err:
         raise TenantConfigError(f"Permission denied while creating the tenant: {err}") from None
     return f"schema {schema} in database {name}"
-
-
-__all__ = ["TenantSpec", "create_tenant", "defaults_for", "sqlite_path"]

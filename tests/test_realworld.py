@@ -340,9 +340,9 @@ def pg_state(dbname: str, schema: str = "public") -> dict[str, Any]:
     return state
 
 
-def test_postgres_both_isolations_match_django_then_schema_round_trips(
-    tmp_path: Path, pg_prefix: str
-) -> None:
+def postgres_realworld(tmp_path: Path, pg_prefix: str) -> tuple[Project, str, str, str]:
+    """The project on a shared PostgreSQL master, and Django's own migrate on a fresh database
+    beside it (run concurrently): (project, master, plain, Django's migrate output)."""
     master, plain = f"{pg_prefix}shared", f"{pg_prefix}plain"
     create_database(master)
     create_database(plain)
@@ -357,6 +357,13 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
         partial(project.manage, "migrate", "--no-input"),
         partial(project.manage, "migrate", "--no-input", env={"TM_PG_NAME": plain}),
     )
+    return project, master, plain, django.stdout
+
+
+def test_postgres_both_isolations_match_django_then_schema_round_trips(
+    tmp_path: Path, pg_prefix: str
+) -> None:
+    project, master, plain, django_stdout = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
     assert len(fresh["history"]) >= 200 and fresh["tables"] and fresh["permissions"] and fresh["sites"]
     public_before = catalog(master)
@@ -376,7 +383,7 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
     # Back to zero on the schema tenant, roots first: each app's zero also unapplies whatever
     # depends on it (contenttypes takes most of the project along), as Django does.
     refused = zero_every_app(
-        app_order(django.stdout),
+        app_order(django_stdout),
         lambda app: project.manage(
             "migratetenant", SKIP_CHECKS, "--tenant-id=globex", app, "zero", check=False
         ),
@@ -409,20 +416,7 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
 def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_prefix: str) -> None:
     """Compile once, replay many, on 200+ real migrations: every tenant, whether it compiled,
     replayed or ran a step through Django, ends as Django's own migrate leaves a database."""
-    master, plain = f"{pg_prefix}shared", f"{pg_prefix}plain"
-    create_database(master)
-    create_database(plain)
-    project = make_realworld(
-        tmp_path,
-        TM_DB_ENGINE="postgresql",
-        TM_PG_NAME=master,
-        TM_DATABASE_NAME=pg_prefix + "{tenant_id}_db",
-        **pg_env(pg_prefix),
-    )
-    concurrently(
-        partial(project.manage, "migrate", "--no-input"),
-        partial(project.manage, "migrate", "--no-input", env={"TM_PG_NAME": plain}),
-    )
+    project, master, plain, _ = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
     tenants = ["t1", "t2", "t3", "t4"]
     for tenant in tenants:

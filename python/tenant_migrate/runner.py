@@ -8,6 +8,7 @@ migrations, ``post_migrate``. Everything printed goes through the command's ``st
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import sys
 import threading
@@ -42,6 +43,24 @@ from .connections import (
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .heartbeat import Heartbeat
 from .models import Tenant
+
+# Django's migration machinery is not thread-safe: rendered project states share model classes
+# (ProjectState.clone() copies the registry, not the classes), and rendering a model mutates
+# the _meta of the models it relates to. Concurrent tenants of one process therefore take
+# turns for everything that touches Django's side (compiling, Python steps, rendering,
+# signals); Rust's replay, where the time goes, runs outside this lock.
+DJANGO_LOCK = threading.RLock()
+
+
+def django_side(method: Any) -> Any:
+    """Run a hook that works on Django's side under DJANGO_LOCK."""
+
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with DJANGO_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 @dataclass
@@ -294,6 +313,7 @@ class DjangoHooks:
             elif migration in self.applied:
                 migration.mutate_state(state, preserve=False)
 
+    @django_side
     def final_state(self) -> ProjectState:
         if not self.backwards:
             self._catch_up()
@@ -336,11 +356,13 @@ class DjangoHooks:
     def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
         self.out.step_started(app, name, backwards)
 
+    @django_side
     def soft_applied(self, app: str, name: str) -> bool:
         state = self._state_before(self.nodes[(app, name)])
         applied, self.state = self.executor.detect_soft_applied(state, self.nodes[(app, name)])
         return bool(applied)
 
+    @django_side
     def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
         migration = self.nodes[(app, name)]
         if needs_django(migration):
@@ -367,6 +389,7 @@ class DjangoHooks:
             self.shared.keep_step_state(key, self.state)
         return self.state
 
+    @django_side
     def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
         migration = self.nodes[(app, name)]
         # What Django runs for a migration without Python can be replayed on other tenants.
@@ -425,6 +448,7 @@ class LazyHooks:
         self._hooks: DjangoHooks | None = None
         self.out = out
 
+    @django_side
     def real(self) -> DjangoHooks:
         if self._hooks is None:
             self._hooks = self._make()
@@ -714,11 +738,11 @@ def _run(
         and not (opts.fake or opts.fake_initial)
         and not any((a, n) in shared.squash_related for a, n, _ in steps)
     )
-    hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
-
     print_header(out, plan)
-    pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
-    emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
+    with DJANGO_LOCK:
+        hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
+        pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
+        emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 
     out.write("Running migrations:", out.style.MIGRATE_HEADING)
     if not django_plan:
@@ -742,7 +766,8 @@ def _run(
         out.heartbeat = None
         out.close_line()
 
-    post_apps = shared.state_apps(("post", *group), lambda: _post_migrate_apps(hooks.final_state()))
-    emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
+    with DJANGO_LOCK:
+        post_apps = shared.state_apps(("post", *group), lambda: _post_migrate_apps(hooks.final_state()))
+        emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
     out.write(f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS)
     return report

@@ -82,9 +82,49 @@ pub enum Error {
         #[source]
         source: DbError,
     },
+    /// Another process holds this tenant's migration lock (see `lock.rs`).
+    #[error("another migration is running for tenant '{0}'")]
+    Busy(String),
+    /// The run was interrupted (Ctrl-C); the migration in progress, if any, was rolled back.
+    #[error("{}", interrupted_text(.tenant, .rolled_back.as_deref()))]
+    Interrupted {
+        tenant: String,
+        rolled_back: Option<String>,
+    },
+    /// A Python step hit `lock_timeout` or `statement_timeout`: retried like a SQL step.
+    #[error("{0}")]
+    HookTimeout(String),
     /// A Python callback raised; the exception itself is re-raised by the glue.
     #[error("a Python callback raised an exception")]
     Hook,
+}
+
+impl DbError {
+    /// The server gave up waiting for a lock (`lock_timeout`, 55P03) or cancelled the statement
+    /// (`statement_timeout` or a cancel request, 57014): worth a retry once the blockers go.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, DbError::Query { sqlstate: Some(code), .. } if code == "55P03" || code == "57014")
+    }
+}
+
+impl Error {
+    /// A migration that failed only because it could not get its locks in time.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::MigrationFailed { source, .. } => source.is_timeout(),
+            Error::HookTimeout(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn interrupted_text(tenant: &str, rolled_back: Option<&str>) -> String {
+    match rolled_back {
+        Some(migration) => {
+            format!("Interrupted: migration {migration} was rolled back for tenant '{tenant}'.")
+        }
+        None => format!("Interrupted between migrations for tenant '{tenant}'."),
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

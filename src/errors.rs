@@ -104,6 +104,26 @@ create_exception!(
     "The plan mixes forwards and backwards steps."
 );
 
+create_exception!(
+    _core,
+    LockBusy,
+    TenantMigrateError,
+    "Another process is migrating this tenant (its run lock is held)."
+);
+create_exception!(
+    _core,
+    Interrupted,
+    TenantMigrateError,
+    "The run was interrupted; the migration in progress was rolled back."
+);
+create_exception!(
+    _core,
+    LockTimeout,
+    TenantMigrateError,
+    "A statement gave up waiting for a lock (lock_timeout or statement_timeout). Raised by \
+     Python steps so the executor retries them like SQL steps."
+);
+
 impl From<core::PlanError> for PyErr {
     fn from(err: core::PlanError) -> PyErr {
         let msg = err.to_string();
@@ -154,6 +174,9 @@ impl From<Error> for PyErr {
                     _ => MigrationFailed::new_err((msg, tenant, migration, statement, reason)),
                 }
             }
+            Error::Busy(_) => LockBusy::new_err(msg),
+            Error::Interrupted { .. } => Interrupted::new_err(msg),
+            Error::HookTimeout(_) => LockTimeout::new_err(msg),
             Error::Hook => TenantMigrateError::new_err(msg),
         }
     }
@@ -168,6 +191,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatabaseError", py.get_type::<DatabaseError>())?;
     m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
     m.add("MigrationFailed", py.get_type::<MigrationFailed>())?;
+    m.add("LockBusy", py.get_type::<LockBusy>())?;
+    m.add("Interrupted", py.get_type::<Interrupted>())?;
+    m.add("LockTimeout", py.get_type::<LockTimeout>())?;
     m.add("PlanError", py.get_type::<PlanError>())?;
     m.add("NodeNotFound", py.get_type::<NodeNotFound>())?;
     m.add("CircularDependency", py.get_type::<CircularDependency>())?;

@@ -6,9 +6,10 @@
 //! reads what Django's own `migrate` would read at that moment.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{Backend, Recording};
+use crate::backend::{Backend, Interrupt, Recording};
 use crate::error::{Error, Result};
 use crate::graph::Key;
 use crate::plan::{Plan, Step};
@@ -31,6 +32,16 @@ pub trait Hooks {
     fn replayed(&mut self, step: &Step) -> Result<()>;
     /// A step finished.
     fn finished(&mut self, report: &StepReport) -> Result<()>;
+    /// A step gave up waiting for its locks, was rolled back, and will be retried after
+    /// `delay` seconds; `reason` says what it waited on.
+    fn retrying(
+        &mut self,
+        step: &Step,
+        attempt: u32,
+        retries: u32,
+        delay: f64,
+        reason: &str,
+    ) -> Result<()>;
 }
 
 pub struct Options<'a> {
@@ -41,6 +52,40 @@ pub struct Options<'a> {
     pub recorder_ddl: &'a [String],
     /// Compile once, replay many (migratealltenants); `None` compiles every migration here.
     pub cache: Option<&'a ReplayCache>,
+    /// Set from another thread when the user interrupts the run.
+    pub interrupt: &'a Interrupt,
+    /// How many times a step that hit `lock_timeout`/`statement_timeout` is retried.
+    pub retries: u32,
+    /// The first retry's delay; each further retry waits twice as long (capped at 30 s).
+    pub retry_delay: Duration,
+}
+
+fn label(step: &Step) -> String {
+    format!("{}.{}", step.key.0, step.key.1)
+}
+
+/// Exponential back-off with +-25% jitter, so tenants that timed out together do not all come
+/// back at the same instant.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(Duration::from_secs(30));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    capped.mul_f64(jitter)
+}
+
+/// Sleep, but wake up early when the run is interrupted.
+fn pause(delay: Duration, interrupt: &Interrupt) {
+    let until = Instant::now() + delay;
+    while !interrupt.is_set() {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
 }
 
 /// What `record_migration` / `unapply_migration` write for one step.
@@ -79,10 +124,44 @@ pub fn migrate(
     // The tenant's fingerprint, when known without asking the database (after a replay).
     let mut known: Option<String> = None;
     for step in plan.execution_order() {
+        if opts.interrupt.is_set() {
+            return Err(Error::Interrupted {
+                tenant: opts.tenant.to_string(),
+                rolled_back: None,
+            });
+        }
         let began = Instant::now();
         hooks.started(&step, opts.fake)?;
-        let (outcome, route, statements, drift) =
-            run_step(backend, plan, hooks, opts, &step, &mut known)?;
+        let mut attempt = 0;
+        let (outcome, route, statements, drift) = loop {
+            match run_step(backend, plan, hooks, opts, &step, &mut known) {
+                Ok(done) => break done,
+                Err(_) if opts.interrupt.is_set() => {
+                    return Err(Error::Interrupted {
+                        tenant: opts.tenant.to_string(),
+                        rolled_back: Some(label(&step)),
+                    })
+                }
+                Err(e) if e.is_timeout() && attempt < opts.retries => {
+                    attempt += 1;
+                    let delay = backoff(opts.retry_delay, attempt);
+                    let mut reason = match &e {
+                        Error::MigrationFailed {
+                            statement, source, ..
+                        } if !statement.is_empty() => format!("{source} on: {statement}"),
+                        other => other.to_string(),
+                    };
+                    let holders = backend.lock_holders();
+                    if !holders.is_empty() {
+                        reason.push_str("; locks held by ");
+                        reason.push_str(&holders.join(", "));
+                    }
+                    hooks.retrying(&step, attempt, opts.retries, delay.as_secs_f64(), &reason)?;
+                    pause(delay, opts.interrupt);
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let done = StepReport {
             key: step.key.clone(),
             backwards: step.backwards,
@@ -184,7 +263,7 @@ fn execute(
         .run_migration(statements, recording)
         .map_err(|e| Error::MigrationFailed {
             tenant: opts.tenant.to_string(),
-            migration: format!("{}.{}", step.key.0, step.key.1),
+            migration: label(step),
             statement: e.statement,
             source: e.source,
         })

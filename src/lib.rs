@@ -8,6 +8,7 @@ pub mod error;
 mod errors;
 pub mod executor;
 pub mod graph;
+pub mod lock;
 pub mod plan;
 pub mod replay;
 pub mod report;
@@ -16,10 +17,11 @@ pub mod tenant;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::backend::{Backend, ConnectionParams};
+use crate::backend::{Backend, Canceller, ConnectionParams, Interrupt};
 use crate::error::Error;
 use crate::graph::{GraphSpec, Key};
 use crate::plan::{Header, Step, TargetRequest};
@@ -154,10 +156,15 @@ impl PyHooks {
         &mut self,
         f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>,
     ) -> Result<T, Error> {
-        let result = Python::attach(|py| f(py, self.obj.bind(py)));
-        result.map_err(|e| {
-            self.error = Some(e);
-            Error::Hook
+        Python::attach(|py| {
+            f(py, self.obj.bind(py)).map_err(|e| {
+                // A Python step that timed out waiting for a lock is retried like a SQL step.
+                if e.is_instance_of::<errors::LockTimeout>(py) {
+                    return Error::HookTimeout(e.value(py).to_string());
+                }
+                self.error = Some(e);
+                Error::Hook
+            })
         })
     }
 }
@@ -207,6 +214,53 @@ impl executor::Hooks for PyHooks {
             o.call_method1("finished", (r,)).map(|_| ())
         })
     }
+
+    fn retrying(
+        &mut self,
+        step: &Step,
+        attempt: u32,
+        retries: u32,
+        delay: f64,
+        reason: &str,
+    ) -> Result<(), Error> {
+        self.call(|_, o| {
+            o.call_method1(
+                "retrying",
+                (&step.key.0, &step.key.1, attempt, retries, delay, reason),
+            )
+            .map(|_| ())
+        })
+    }
+}
+
+/// A tenant's run lock (see `lock.rs`), held until `release()` or until the object goes.
+#[pyclass(module = "tenant_migrate._core")]
+struct RunLock {
+    inner: Mutex<Option<lock::RunLock>>,
+}
+
+#[pymethods]
+impl RunLock {
+    /// Take the run lock of the tenant reached by `params_json`, waiting up to `wait` seconds;
+    /// raises `LockBusy` naming `tenant` when another run holds it.
+    #[new]
+    fn new(py: Python<'_>, params_json: &str, tenant: &str, wait: f64) -> PyResult<Self> {
+        let wait = Duration::try_from_secs_f64(wait.max(0.0))
+            .map_err(|e| Error::InvalidArgument(format!("invalid lock wait: {e}")))?;
+        let held = py.detach(|| {
+            let params = ConnectionParams::from_json(params_json)?;
+            lock::acquire(&params, tenant, wait)
+        })?;
+        Ok(RunLock {
+            inner: Mutex::new(Some(held)),
+        })
+    }
+
+    fn release(&self) {
+        if let Ok(mut guard) = self.inner.lock() {
+            guard.take();
+        }
+    }
 }
 
 /// SQL compiled once per migration and tenant state, shared by every tenant of a run.
@@ -251,6 +305,8 @@ impl ReplayCache {
 #[pyclass(module = "tenant_migrate._core")]
 struct TenantDatabase {
     backend: Mutex<Option<Box<dyn Backend>>>,
+    interrupt: Interrupt,
+    canceller: Option<Canceller>,
 }
 
 impl TenantDatabase {
@@ -277,13 +333,30 @@ impl TenantDatabase {
     /// Connect with parameters resolved by the Python side (see `ConnectionParams`).
     #[new]
     fn new(py: Python<'_>, params_json: &str) -> PyResult<Self> {
+        let interrupt = Interrupt::default();
         let backend = py.detach(|| {
             let params = ConnectionParams::from_json(params_json)?;
-            backend::open(&params)
+            backend::open(&params, interrupt.clone())
         })?;
         Ok(TenantDatabase {
+            canceller: backend.canceller(),
             backend: Mutex::new(Some(backend)),
+            interrupt,
         })
+    }
+
+    /// Stop the run from another thread: the statement running now is cancelled, the
+    /// migration in progress is rolled back rather than committed, and no other one starts.
+    fn interrupt(&self, py: Python<'_>) {
+        self.interrupt.set();
+        if let Some(canceller) = &self.canceller {
+            py.detach(|| canceller.cancel());
+        }
+    }
+
+    #[getter]
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_set()
     }
 
     fn recorder_exists(&self, py: Python<'_>) -> PyResult<bool> {
@@ -348,7 +421,7 @@ impl TenantDatabase {
     }
 
     /// Execute `plan`, calling back into `hooks` for what only Django can do.
-    #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false, cache=None))]
+    #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false, cache=None, retries=0, retry_delay=1.0))]
     #[allow(clippy::too_many_arguments)]
     fn migrate(
         &self,
@@ -360,7 +433,11 @@ impl TenantDatabase {
         fake: bool,
         fake_initial: bool,
         cache: Option<PyRef<'_, ReplayCache>>,
+        retries: u32,
+        retry_delay: f64,
     ) -> PyResult<Report> {
+        let retry_delay = Duration::try_from_secs_f64(retry_delay.max(0.0))
+            .map_err(|e| Error::InvalidArgument(format!("invalid retry delay: {e}")))?;
         let mut adapter = PyHooks {
             obj: hooks,
             error: None,
@@ -372,6 +449,9 @@ impl TenantDatabase {
             fake_initial,
             recorder_ddl: &recorder_ddl,
             cache: shared.as_deref(),
+            interrupt: &self.interrupt,
+            retries,
+            retry_delay,
         };
         let result = self.with_backend(py, |b| {
             executor::migrate(b, &plan.inner, &mut adapter, &opts)
@@ -463,6 +543,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
     m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
     m.add_class::<ReplayCache>()?;
+    m.add_class::<RunLock>()?;
     m.add_class::<TenantDatabase>()?;
     m.add_class::<Plan>()?;
     m.add_class::<Report>()?;

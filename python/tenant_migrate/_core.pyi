@@ -11,8 +11,11 @@ __all__ = [
     "ConnectionFailed",
     "DatabaseError",
     "InconsistentHistory",
+    "Interrupted",
     "InvalidArgument",
     "InvalidPlan",
+    "LockBusy",
+    "LockTimeout",
     "MigrationFailed",
     "MigrationNotFound",
     "NodeNotFound",
@@ -21,6 +24,7 @@ __all__ = [
     "PlanError",
     "ReplayCache",
     "Report",
+    "RunLock",
     "StepReport",
     "TenantDatabase",
     "TenantMigrateError",
@@ -46,6 +50,15 @@ class InvalidArgument(TenantMigrateError): ...
 
 class MigrationFailed(TenantMigrateError):
     """``args``: ``(message, tenant, migration, statement, reason)``."""
+
+class LockBusy(TenantMigrateError):
+    """Another process holds the tenant's run lock."""
+
+class Interrupted(TenantMigrateError):
+    """The run was interrupted; the migration in progress was rolled back."""
+
+class LockTimeout(TenantMigrateError):
+    """Raised by a Python step that hit lock_timeout/statement_timeout: the executor retries it."""
 
 class PlanError(TenantMigrateError): ...
 class NodeNotFound(PlanError): ...
@@ -123,6 +136,9 @@ class _MigrationHooks(Protocol):
     def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None: ...
     def replayed(self, app: str, name: str, backwards: bool) -> None: ...
     def finished(self, report: StepReport) -> None: ...
+    def retrying(
+        self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str
+    ) -> None: ...
 
 @final
 class ReplayCache:
@@ -156,8 +172,21 @@ class TenantDatabase:
         fake: bool = False,
         fake_initial: bool = False,
         cache: ReplayCache | None = None,
+        retries: int = 0,
+        retry_delay: float = 1.0,
     ) -> Report: ...
+    def interrupt(self) -> None:
+        """From another thread: cancel the running statement, roll back, start nothing more."""
+    @property
+    def interrupted(self) -> bool: ...
     def close(self) -> None: ...
+
+@final
+class RunLock:
+    """The tenant's run lock, held until ``release()``; raises ``LockBusy`` after ``wait`` s."""
+
+    def __new__(cls, params_json: str, tenant: str, wait: float) -> RunLock: ...
+    def release(self) -> None: ...
 
 def compute_plan(
     graph_json: str,

@@ -92,8 +92,13 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
     raise TenantConfigError(f"Unknown isolation {record.isolation!r}")
 
 
-def rust_params(settings_dict: dict[str, Any], schema: str | None = None) -> str:
-    """Connection parameters for the Rust core, as JSON."""
+def rust_params(
+    settings_dict: dict[str, Any],
+    schema: str | None = None,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> str:
+    """Connection parameters for the Rust core, as JSON (timeouts in seconds, PostgreSQL only)."""
     vendor = vendor_of(settings_dict)
     if vendor == "sqlite":
         return json.dumps({"vendor": "sqlite", "path": str(settings_dict["NAME"])})
@@ -107,8 +112,14 @@ def rust_params(settings_dict: dict[str, Any], schema: str | None = None) -> str
             "password": settings_dict.get("PASSWORD") or None,
             "dbname": settings_dict.get("NAME"),
             "schema": schema,
+            "lock_timeout_ms": _ms(lock_timeout),
+            "statement_timeout_ms": _ms(statement_timeout),
         }
     )
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else max(1, round(seconds * 1000))
 
 
 def master_params() -> str:

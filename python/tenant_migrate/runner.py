@@ -22,6 +22,7 @@ from django.apps import apps as global_apps
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 from django.core.management.commands.migrate import Command as DjangoMigrate
+from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
@@ -33,6 +34,7 @@ from django.utils.module_loading import module_has_submodule
 
 from . import _core, conf
 from .connections import (
+    _transaction_started,
     is_tenant_alias,
     master_params,
     register_alias,
@@ -42,6 +44,7 @@ from .connections import (
 )
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .heartbeat import Heartbeat
+from .interrupt import INTERRUPTER, cancel_django
 from .models import Tenant
 
 # Django's migration machinery is not thread-safe: rendered project states share model classes
@@ -78,6 +81,19 @@ class MigrateOptions:
     skip_up_to_date: bool = False
     # Seconds a migration may run before a heartbeat line goes to stderr (0: never).
     heartbeat: float = 0.0
+    # Seconds to wait for another run of the same tenant (its run lock) to finish.
+    lock_wait: float = 10.0
+    # Zero-downtime mode (PostgreSQL): lock_timeout / statement_timeout in seconds, and how
+    # many times a migration rolled back by either is retried.
+    lock_timeout: float | None = None
+    statement_timeout: float | None = None
+    retries: int = 3
+    retry_delay: float = 1.0
+
+    @property
+    def writes(self) -> bool:
+        """Whether this run changes the tenant (and so must hold its run lock)."""
+        return not (self.plan or self.check) or self.prune
 
 
 class Shared:
@@ -290,6 +306,8 @@ class DjangoHooks:
         # Migrations replayed by Rust whose state changes are not yet applied to self.state.
         self.pending: list[Migration] = []
         self.backwards = bool(plan) and plan[0][1]
+        # (lock_timeout, statement_timeout) in seconds for the steps Django runs (PostgreSQL).
+        self.timeouts: tuple[float | None, float | None] = (None, None)
         self.states: dict[Migration, ProjectState] = {}
         if self.backwards:
             self._render_backwards_states()
@@ -397,15 +415,48 @@ class DjangoHooks:
         # A non-atomic migration's statements must not be wrapped in transactions.
         self.connection.tenant_migrate_outside_transaction = not migration.atomic
         try:
-            with self._capturing(ran):
+            with self._capturing(ran), self._guarded(migration.atomic):
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
                     state = self._state_before(migration)
                     self.state = self.executor.apply_migration(state, migration)
+        except DjangoDatabaseError as exc:
+            if not INTERRUPTER.fired.is_set() and sqlstate(exc) in TIMEOUT_SQLSTATES:
+                raise _core.LockTimeout(str(exc).strip()) from exc
+            raise
         finally:
             self.connection.tenant_migrate_outside_transaction = False
         return ran
+
+    @contextmanager
+    def _guarded(self, atomic: bool) -> Iterator[None]:
+        """Every statement Django runs for a step: stopped when the run is interrupted, and
+        with the zero-downtime timeouts set inside its transaction (SET LOCAL), as the Rust
+        side does. A non-atomic step gets them for the session, reset afterwards."""
+        settings = _timeout_settings(*self.timeouts) if self.connection.vendor == "postgresql" else []
+        busy = False
+
+        def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            nonlocal busy
+            INTERRUPTER.check()
+            connection = context["connection"]
+            if settings and not busy and connection.in_atomic_block and not _transaction_started(connection):
+                busy = True
+                try:
+                    _set_config(connection, settings, local=True)
+                finally:
+                    busy = False
+            return execute(sql, params, many, context)
+
+        if settings and not atomic:
+            _set_config(self.connection, settings, local=False)
+        try:
+            with self.connection.execute_wrapper(guard):
+                yield
+        finally:
+            if settings and not atomic:
+                _set_config(self.connection, [(name, "0") for name, _ in settings], local=False)
 
     @contextmanager
     def _capturing(self, ran: list[str] | None) -> Iterator[None]:
@@ -432,6 +483,55 @@ class DjangoHooks:
 
     def finished(self, report: _core.StepReport) -> None:
         self.out.step_finished(report)
+
+    @django_side
+    def retrying(self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str) -> None:
+        self.out.step_retrying(attempt, retries, delay, reason)
+        self.reset_state()
+
+    @django_side
+    def reset_state(self) -> None:
+        """After a step was rolled back: the project state as the tenant's history now says.
+
+        Compiling and applying mutate the state as they go, so the state kept here may already
+        include the rolled-back step; it is rebuilt from the history table, as Django builds it.
+        """
+        if self.backwards:
+            return  # the states before each unapplied step were computed up front, unmutated
+        loader = self.executor.loader
+        applied = dict(MigrationRecorder(self.connection).applied_migrations())
+        for key, migration in loader.graph.nodes.items():
+            if migration.replaces and all(tuple(r) in applied for r in migration.replaces):
+                applied.setdefault(key, migration)
+        loader.applied_migrations = applied
+        self.state = self.executor._create_project_state(with_applied_migrations=True)
+        self.pending.clear()
+
+
+TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through Django (psycopg 3 or psycopg2)."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def _timeout_settings(lock_timeout: float | None, statement_timeout: float | None) -> list[tuple[str, str]]:
+    settings = []
+    if lock_timeout is not None:
+        settings.append(("lock_timeout", f"{max(1, round(lock_timeout * 1000))}ms"))
+    if statement_timeout is not None:
+        settings.append(("statement_timeout", f"{max(1, round(statement_timeout * 1000))}ms"))
+    return settings
+
+
+def _set_config(connection: Any, settings: list[tuple[str, str]], local: bool) -> None:
+    # Bound values; the names are fixed above.
+    flag = "true" if local else "false"
+    sql = "SELECT " + ", ".join(f"pg_catalog.set_config(%s, %s, {flag})" for _ in settings)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [part for pair in settings for part in pair])
 
 
 class LazyHooks:
@@ -473,6 +573,11 @@ class LazyHooks:
     def finished(self, report: _core.StepReport) -> None:
         self.out.step_finished(report)
 
+    def retrying(self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str) -> None:
+        self.out.step_retrying(attempt, retries, delay, reason)
+        if self._hooks is not None:
+            self._hooks.reset_state()
+
     def final_state(self) -> ProjectState:
         return self.real().final_state()
 
@@ -499,6 +604,9 @@ class Output:
         self.whole_lines = whole_lines
         self.open_step: str | None = None
         self.heartbeat: Any = None
+        # What an interrupted run reports: the step in progress and the steps done.
+        self.current: str | None = None
+        self.done: list[str] = []
 
     def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
         if self.verbosity >= min_verbosity:
@@ -507,6 +615,7 @@ class Output:
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
         verb = "Unapplying " if backwards else ""
+        self.current = f"{verb}{migration_label(app, name)}"
         if self.heartbeat is not None:
             self.heartbeat.step(f"{verb}{migration_label(app, name)}")
         if self.verbosity < 1:
@@ -518,6 +627,9 @@ class Output:
                 self.stdout.flush()
 
     def step_finished(self, report: _core.StepReport) -> None:
+        if self.current is not None:
+            self.done.append(self.current)
+        self.current = None
         if self.heartbeat is not None:
             self.heartbeat.step(None)
         if self.verbosity < 1:
@@ -532,14 +644,31 @@ class Output:
                 self.stdout.write(self.style.SUCCESS(text))
         self.open_step = None
 
+    def step_retrying(self, attempt: int, retries: int, delay: float, reason: str) -> None:
+        """A step rolled back by a lock or statement timeout, about to be retried."""
+        detail = (
+            f"{self.prefix}    Waited on: {reason}\n"
+            f"{self.prefix}    Rolled back; retry {attempt} of {retries} in {delay:.1f}s."
+        )
+        with self.lock:
+            if self.open_step is not None and not self.whole_lines:
+                self.stdout.write(self.style.WARNING(" TIMEOUT"))
+            elif self.open_step is not None:
+                self.stdout.write(self.open_step + self.style.WARNING(" TIMEOUT"))
+            self.stdout.write(self.style.WARNING(detail))
+            if self.open_step is not None and not self.whole_lines:
+                self.stdout.write(self.open_step, ending="")
+                self.stdout.flush()
+
     def close_line(self) -> None:
         if self.open_step is None:
             return
+        word = " INTERRUPTED" if INTERRUPTER.fired.is_set() else " FAILED"
         with self.lock:
             if self.whole_lines:
-                self.stdout.write(self.open_step + self.style.ERROR(" FAILED"))
+                self.stdout.write(self.open_step + self.style.ERROR(word))
             else:
-                self.stdout.write(self.style.ERROR(" FAILED"))
+                self.stdout.write(self.style.ERROR(word))
         self.open_step = None
 
 
@@ -668,8 +797,23 @@ def migrate_record(
     register_alias(alias, settings_dict, schema)
     check_app_label(opts)
     shared = shared or Shared()
-    database = _core.TenantDatabase(rust_params(settings_dict, schema))
+    # Taken before the plan is read: another run may be half-way through this tenant.
+    run_lock = (
+        _core.RunLock(rust_params(settings_dict, schema), record.tenant_id, opts.lock_wait)
+        if opts.writes
+        else None
+    )
+    try:
+        database = _core.TenantDatabase(
+            rust_params(settings_dict, schema, opts.lock_timeout, opts.statement_timeout)
+        )
+    except BaseException:
+        if run_lock is not None:
+            run_lock.release()
+        raise
     connection = connections[alias]
+    stop_rust = INTERRUPTER.register(database.interrupt)
+    stop_django = INTERRUPTER.register(cancel_django(connection))
     try:
         if opts.prune:
             prune(database, shared.graph, opts, out)
@@ -684,8 +828,12 @@ def migrate_record(
             return None
         return _run(database, connection, plan, record, opts, out, shared)
     finally:
+        INTERRUPTER.unregister(stop_rust)
+        INTERRUPTER.unregister(stop_django)
         database.close()
         connection.close()
+        if run_lock is not None:
+            run_lock.release()
 
 
 def _post_migrate_apps(post_state: ProjectState) -> Any:
@@ -728,7 +876,9 @@ def _run(
         executor.loader.graph.nodes.update(by_key)
         nodes = executor.loader.graph.nodes
         full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
-        return DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
+        hooks = DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
+        hooks.timeouts = (opts.lock_timeout, opts.statement_timeout)
+        return hooks
 
     lazy = (
         shared.cache is not None
@@ -761,6 +911,8 @@ def _run(
                 fake=opts.fake and bool(django_plan),
                 fake_initial=opts.fake_initial and bool(django_plan),
                 cache=shared.cache,
+                retries=opts.retries,
+                retry_delay=opts.retry_delay,
             )
     finally:
         out.heartbeat = None

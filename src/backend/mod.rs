@@ -3,6 +3,9 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::error::DbError;
@@ -33,6 +36,13 @@ pub enum ConnectionParams {
         schema: Option<String>,
         #[serde(default)]
         connect_timeout: Option<u64>,
+        /// Zero-downtime mode: `SET LOCAL lock_timeout` in every migration transaction, so a
+        /// statement that cannot get its lock fails fast instead of queueing the application
+        /// behind it.
+        #[serde(default)]
+        lock_timeout_ms: Option<u64>,
+        #[serde(default)]
+        statement_timeout_ms: Option<u64>,
         #[serde(default)]
         application_name: Option<String>,
     },
@@ -68,6 +78,40 @@ impl From<DbError> for StatementError {
     }
 }
 
+/// Set when the user interrupts the run: a migration still in progress is rolled back instead
+/// of committed, and no further migration starts.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Stops the statement a connection is running, from another thread.
+pub enum Canceller {
+    Postgres(::postgres::CancelToken),
+    Sqlite(rusqlite::InterruptHandle),
+}
+
+impl Canceller {
+    pub fn cancel(&self) {
+        match self {
+            // Best effort: a statement that already finished has nothing to cancel, and the
+            // interrupt flag stops the migration before its commit anyway.
+            Canceller::Postgres(token) => {
+                let _ = token.cancel_query(::postgres::NoTls);
+            }
+            Canceller::Sqlite(handle) => handle.interrupt(),
+        }
+    }
+}
+
 pub trait Backend: Send {
     /// `MigrationRecorder.has_table`, as seen by this tenant only.
     fn recorder_exists(&mut self) -> Result<bool, DbError>;
@@ -88,6 +132,15 @@ pub trait Backend: Send {
     /// The server process serving this connection (PostgreSQL), for monitoring from outside.
     fn backend_pid(&self) -> Option<i32> {
         None
+    }
+    /// Something to stop the running statement with, from another thread.
+    fn canceller(&self) -> Option<Canceller> {
+        None
+    }
+    /// Who holds locks on the tenant's tables right now (after a lock timeout: what the
+    /// migration waited on), one `"table" (mode, pid N, state: query)` per holder.
+    fn lock_holders(&mut self) -> Vec<String> {
+        Vec::new()
     }
     /// Write history rows without running anything (`--fake`, soft-applied, squash bookkeeping).
     fn record(&mut self, recording: &Recording) -> Result<(), DbError> {
@@ -116,12 +169,22 @@ pub fn digest(text: &str) -> String {
     format!("{:016x}{:016x}-{}", a.finish(), b.finish(), text.len())
 }
 
-pub fn open(params: &ConnectionParams) -> Result<Box<dyn Backend>, DbError> {
+pub fn open(params: &ConnectionParams, interrupt: Interrupt) -> Result<Box<dyn Backend>, DbError> {
     match params {
-        ConnectionParams::Sqlite { path } => Ok(Box::new(sqlite::SqliteBackend::open(path)?)),
-        ConnectionParams::Postgresql { .. } => {
-            Ok(Box::new(postgres::PostgresBackend::open(params)?))
+        ConnectionParams::Sqlite { path } => {
+            Ok(Box::new(sqlite::SqliteBackend::open(path, interrupt)?))
         }
+        ConnectionParams::Postgresql { .. } => Ok(Box::new(postgres::PostgresBackend::open(
+            params, interrupt,
+        )?)),
+    }
+}
+
+/// The error a migration gets when the user interrupted it before its commit.
+pub fn interrupted() -> DbError {
+    DbError::Query {
+        message: "interrupted".into(),
+        sqlstate: Some("57014".into()),
     }
 }
 

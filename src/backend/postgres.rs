@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls, Transaction};
 
-use super::{quote_ident, Backend, ConnectionParams, Recording, StatementError, RECORDER_TABLE};
+use super::{
+    interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording,
+    StatementError, RECORDER_TABLE,
+};
 use crate::error::DbError;
 use crate::graph::Key;
 
@@ -33,8 +36,12 @@ pub struct PostgresBackend {
     pool_key: String,
     /// The tenant's schema (schema isolation), raw; `None` for a database of its own.
     schema: Option<String>,
-    /// `SET LOCAL search_path TO "schema";` or empty.
-    set_search_path: String,
+    /// What every migration transaction starts with: `SET LOCAL search_path TO "schema";`
+    /// (schema isolation) and the zero-downtime timeouts, or nothing.
+    set_local: String,
+    interrupt: Interrupt,
+    /// Timeouts are set: statements go one by one (see `run_step_by_step`).
+    step_by_step: bool,
     /// The history table, schema-qualified when the tenant has a schema.
     recorder: String,
     pid: Option<i32>,
@@ -125,8 +132,14 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
 }
 
 impl PostgresBackend {
-    pub fn open(params: &ConnectionParams) -> Result<Self, DbError> {
-        let ConnectionParams::Postgresql { schema, .. } = params else {
+    pub fn open(params: &ConnectionParams, interrupt: Interrupt) -> Result<Self, DbError> {
+        let ConnectionParams::Postgresql {
+            schema,
+            lock_timeout_ms,
+            statement_timeout_ms,
+            ..
+        } = params
+        else {
             return Err(DbError::Config("not PostgreSQL parameters".into()));
         };
         if let Some(schema) = schema {
@@ -167,6 +180,14 @@ impl PostgresBackend {
                 )
             }
         };
+        let mut set_local = set_search_path;
+        // Integers formatted by Rust: nothing user-supplied reaches the statement text.
+        if let Some(ms) = lock_timeout_ms {
+            set_local.push_str(&format!("SET LOCAL lock_timeout = '{ms}ms';\n"));
+        }
+        if let Some(ms) = statement_timeout_ms {
+            set_local.push_str(&format!("SET LOCAL statement_timeout = '{ms}ms';\n"));
+        }
         let pid = client
             .query_one("SELECT pg_backend_pid()", &[])
             .map_err(pg_err)?
@@ -176,7 +197,9 @@ impl PostgresBackend {
             client: Some(client),
             pool_key,
             schema: schema.clone(),
-            set_search_path,
+            set_local,
+            interrupt,
+            step_by_step: lock_timeout_ms.is_some() || statement_timeout_ms.is_some(),
             recorder,
         })
     }
@@ -188,7 +211,7 @@ impl PostgresBackend {
     }
 
     fn begin(&mut self) -> Result<Transaction<'_>, DbError> {
-        let set = self.set_search_path.clone();
+        let set = self.set_local.clone();
         let mut tx = self.client()?.transaction().map_err(pg_err)?;
         if !set.is_empty() {
             tx.batch_execute(&set).map_err(pg_err)?;
@@ -205,7 +228,11 @@ impl PostgresBackend {
             "DELETE FROM {} WHERE \"app\" = $1 AND \"name\" = $2",
             self.recorder
         );
+        let interrupted_now = self.interrupt.is_set();
         let client = self.client()?;
+        if interrupted_now {
+            return Err(interrupted());
+        }
         for (app, name) in &recording.applied {
             client.execute(&insert, &[app, name]).map_err(pg_err)?;
         }
@@ -213,6 +240,31 @@ impl PostgresBackend {
             client.execute(&delete, &[app, name]).map_err(pg_err)?;
         }
         client.batch_execute("COMMIT").map_err(pg_err)
+    }
+
+    /// Zero-downtime mode: one round trip per statement, so a statement that times out waiting
+    /// for its lock is known at once, without running the migration a second time to find it.
+    fn run_step_by_step(
+        &mut self,
+        statements: &[String],
+        recording: &Recording,
+    ) -> Result<(), StatementError> {
+        let begin = format!("BEGIN;\n{}", self.set_local);
+        self.client()?.batch_execute(&begin).map_err(pg_err)?;
+        for statement in statements {
+            if let Err(e) = self.client()?.batch_execute(statement) {
+                let _ = self.client()?.batch_execute("ROLLBACK");
+                return Err(StatementError {
+                    statement: statement.clone(),
+                    source: pg_err(e),
+                });
+            }
+        }
+        if let Err(e) = self.record_and_commit(recording) {
+            let _ = self.client()?.batch_execute("ROLLBACK");
+            return Err(StatementError::from(e));
+        }
+        Ok(())
     }
 
     fn locate_failure(&mut self, statements: &[String], batch_error: DbError) -> StatementError {
@@ -252,6 +304,32 @@ impl Drop for PostgresBackend {
 impl Backend for PostgresBackend {
     fn backend_pid(&self) -> Option<i32> {
         self.pid
+    }
+
+    fn canceller(&self) -> Option<Canceller> {
+        self.client
+            .as_ref()
+            .map(|c| Canceller::Postgres(c.cancel_token()))
+    }
+
+    fn lock_holders(&mut self) -> Vec<String> {
+        let schema = self.schema.clone();
+        let Ok(client) = self.client() else {
+            return Vec::new();
+        };
+        let rows = client
+            .query(LOCK_HOLDERS_SQL, &[&schema])
+            .unwrap_or_default();
+        rows.iter()
+            .map(|r| {
+                let table: String = r.get(0);
+                let mode: String = r.get(1);
+                let pid: i32 = r.get(2);
+                let state: String = r.get(3);
+                let query: String = r.get(4);
+                format!("\"{table}\" ({mode}, pid {pid}, {state}: {query})")
+            })
+            .collect()
     }
 
     fn recorder_exists(&mut self) -> Result<bool, DbError> {
@@ -321,8 +399,11 @@ impl Backend for PostgresBackend {
         statements: &[String],
         recording: &Recording,
     ) -> Result<(), StatementError> {
+        if self.step_by_step {
+            return self.run_step_by_step(statements, recording);
+        }
         let mut batch = String::from("BEGIN;\n");
-        batch.push_str(&self.set_search_path);
+        batch.push_str(&self.set_local);
         for statement in statements {
             // A newline first ends a trailing `--` comment; empty statements are harmless.
             batch.push_str(statement);
@@ -330,6 +411,10 @@ impl Backend for PostgresBackend {
         }
         if let Err(e) = self.client()?.batch_execute(&batch) {
             let _ = self.client()?.batch_execute("ROLLBACK");
+            // Cancelled by the user: running the statements again to name one would undo that.
+            if self.interrupt.is_set() {
+                return Err(StatementError::from(pg_err(e)));
+            }
             return Err(self.locate_failure(statements, pg_err(e)));
         }
         if let Err(e) = self.record_and_commit(recording) {
@@ -339,6 +424,21 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 }
+
+/// Locks other sessions hold on the tenant's tables (`$1`: its schema, NULL for the connection's
+/// current schema), each with what the holder is doing.
+const LOCK_HOLDERS_SQL: &str = r#"
+SELECT DISTINCT c.relname::text, l.mode, l.pid,
+       coalesce(a.state, 'unknown'), left(regexp_replace(coalesce(a.query, ''), '\s+', ' ', 'g'), 120)
+FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_class c ON c.oid = l.relation
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.pid <> pg_catalog.pg_backend_pid()
+  AND n.nspname = coalesce($1::text, current_schema())
+ORDER BY 3, 1
+LIMIT 10
+"#;
 
 /// The tenant's catalog as one digest, schema names left out so that tenants in different
 /// schemas compare equal when their structure is equal (definitions name other objects

@@ -4,12 +4,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::{quote_ident, Backend, Recording, StatementError, RECORDER_TABLE};
+use super::{
+    interrupted, quote_ident, Backend, Canceller, Interrupt, Recording, StatementError,
+    RECORDER_TABLE,
+};
 use crate::error::DbError;
 use crate::graph::Key;
 
 pub struct SqliteBackend {
     conn: Connection,
+    interrupt: Interrupt,
 }
 
 fn db_err(e: rusqlite::Error) -> DbError {
@@ -24,7 +28,7 @@ fn db_err(e: rusqlite::Error) -> DbError {
 
 impl SqliteBackend {
     /// Open an existing file only: a missing tenant database must not be created by accident.
-    pub fn open(path: &str) -> Result<Self, DbError> {
+    pub fn open(path: &str, interrupt: Interrupt) -> Result<Self, DbError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| DbError::Connect(format!("unable to open database file {path}: {e}")))?;
@@ -32,7 +36,7 @@ impl SqliteBackend {
         conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")
             .map_err(|e| DbError::Connect(format!("{path}: {e}")))?;
-        Ok(SqliteBackend { conn })
+        Ok(SqliteBackend { conn, interrupt })
     }
 
     /// Django's `check_constraints()`: the foreign-key check its SQLite schema editor runs
@@ -98,12 +102,19 @@ impl SqliteBackend {
                 },
             });
         }
+        if self.interrupt.is_set() {
+            return Err(StatementError::from(interrupted()));
+        }
         self.conn.execute_batch("COMMIT").map_err(db_err)?;
         Ok(())
     }
 }
 
 impl Backend for SqliteBackend {
+    fn canceller(&self) -> Option<Canceller> {
+        Some(Canceller::Sqlite(self.conn.get_interrupt_handle()))
+    }
+
     fn fingerprint(&mut self) -> Result<String, DbError> {
         let mut text = format!("sqlite {}\n", rusqlite::version());
         let mut stmt = self
@@ -238,7 +249,7 @@ mod tests {
     #[test]
     fn failing_statement_rolls_back_the_whole_migration() {
         let path = temp_db("rollback");
-        let mut db = SqliteBackend::open(&path).unwrap();
+        let mut db = SqliteBackend::open(&path, Interrupt::default()).unwrap();
         db.create_recorder(&recorder_ddl()).unwrap();
         let rec = Recording {
             applied: vec![("a".into(), "0001".into())],
@@ -276,7 +287,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_a_connection_error() {
-        let err = SqliteBackend::open("/nonexistent/dir/x.sqlite3")
+        let err = SqliteBackend::open("/nonexistent/dir/x.sqlite3", Interrupt::default())
             .err()
             .unwrap();
         assert!(matches!(err, DbError::Connect(_)));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -41,6 +43,63 @@ def add_migrate_arguments(parser: CommandParser) -> None:
         action="store_true",
         help="Shows a list of the migration actions that will be performed.",
     )
+    parser.add_argument(
+        "--lock-wait",
+        type=duration,
+        default=DEFAULT_LOCK_WAIT,
+        metavar="SECONDS",
+        help="How long to wait for another migration run of the same tenant to finish before "
+        f"giving up (default {DEFAULT_LOCK_WAIT:g}s; 0: do not wait).",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="Zero-downtime mode (PostgreSQL): a statement that cannot get its lock within "
+        "DURATION (e.g. 2s, 500ms) is cancelled instead of queueing the application behind it; "
+        "its migration is rolled back and retried (see --retries).",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="PostgreSQL statement_timeout for the migrations' statements; a migration whose "
+        "statement is cancelled by it is rolled back and retried like a lock timeout.",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="How many times a migration rolled back by a lock or statement timeout is retried, "
+        "with exponential back-off (default 3).",
+    )
+
+
+DEFAULT_LOCK_WAIT = 10.0
+
+_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``2``, ``2s``, ``500ms`` or ``1min`` (argparse reports a bad one)."""
+    value = text.strip().lower()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if value.endswith(unit) and value[: -len(unit)].strip():
+            number, scale = value[: -len(unit)].strip(), _UNITS[unit]
+            break
+    else:
+        number, scale = value, 1.0
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        message = f"invalid duration {text!r} (examples: 2, 2s, 500ms, 1min)"
+        raise argparse.ArgumentTypeError(message) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be a finite number >= 0")
+    return seconds
 
 
 def migrate_options(options: dict[str, Any], **extra: Any) -> MigrateOptions:
@@ -55,5 +114,25 @@ def migrate_options(options: dict[str, Any], **extra: Any) -> MigrateOptions:
         fake_initial=options["fake_initial"],
         interactive=options["interactive"],
         verbosity=options["verbosity"],
+        lock_wait=_seconds(options.get("lock_wait", DEFAULT_LOCK_WAIT), "--lock-wait"),
+        lock_timeout=_seconds(options.get("lock_timeout"), "--lock-timeout"),
+        statement_timeout=_seconds(options.get("statement_timeout"), "--statement-timeout"),
+        retries=_retries(options.get("retries", 3)),
         **extra,
     )
+
+
+def _retries(value: int) -> int:
+    if value < 0:
+        raise Error("--retries must be 0 or more.")
+    return value
+
+
+def _seconds(value: Any, option: str) -> Any:
+    """call_command() hands keyword options over unparsed: accept them as the command line does."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return duration(str(value))
+    except argparse.ArgumentTypeError as err:
+        raise Error(f"{option}: {err}") from None

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import to_command_error
+from tenant_migrate.interrupt import EXIT_STATUS, interrupted_text, watch_sigint
 from tenant_migrate.management.options import add_migrate_arguments, migrate_options
 from tenant_migrate.runner import Output, UnappliedMigrations, migrate_tenant
 
@@ -46,11 +47,16 @@ class Command(BaseCommand):
             prune=options["prune"],
             heartbeat=options["heartbeat"],
         )
-        try:
-            migrate_tenant(tenant_id, opts, Output(self.stdout, self.style, opts.verbosity))
-        except UnappliedMigrations:
-            sys.exit(1)
-        except Exception as exc:
-            if options.get("traceback"):
-                raise
-            raise to_command_error(exc, tenant_id) from exc
+        out = Output(self.stdout, self.style, opts.verbosity)
+        with watch_sigint() as interrupter:
+            try:
+                migrate_tenant(tenant_id, opts, out)
+            except UnappliedMigrations:
+                sys.exit(1)
+            except (Exception, KeyboardInterrupt) as exc:
+                if interrupter.fired.is_set() or isinstance(exc, KeyboardInterrupt):
+                    self.stderr.write(interrupted_text(tenant_id, out), self.style.ERROR)
+                    sys.exit(EXIT_STATUS)
+                if options.get("traceback"):
+                    raise
+                raise to_command_error(exc, tenant_id) from exc

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from . import _core
 from .connections import tenant_settings, vendor_of
 from .errors import to_command_error
+from .interrupt import INTERRUPTER, interrupted_text
 from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, list_tenants, migrate_record
 
 
@@ -168,7 +169,7 @@ class AllTenantsRun:
         def worker() -> None:
             from django.db import connections
 
-            while not self.stop.is_set():
+            while not self.stop.is_set() and not INTERRUPTER.fired.is_set():
                 try:
                     index, record = todo.get_nowait()
                 except queue.Empty:
@@ -189,7 +190,13 @@ class AllTenantsRun:
         return [
             r
             if r is not None
-            else TenantOutcome(records[i].tenant_id, "skipped", error="not reached (--fail-fast)")
+            else TenantOutcome(
+                records[i].tenant_id,
+                "skipped",
+                error="not reached (interrupted)"
+                if INTERRUPTER.fired.is_set()
+                else "not reached (--fail-fast)",
+            )
             for i, r in enumerate(results)
         ]
 
@@ -202,6 +209,9 @@ class AllTenantsRun:
         except UnappliedMigrations:
             return TenantOutcome(record.tenant_id, "pending", time.monotonic() - began)
         except Exception as exc:
+            if INTERRUPTER.fired.is_set():
+                message = interrupted_text(record.tenant_id, out)
+                return TenantOutcome(record.tenant_id, "interrupted", time.monotonic() - began, error=message)
             message = str(to_command_error(exc, record.tenant_id))
             out.write(f"Error: {message}", self.style.ERROR)
             return TenantOutcome(record.tenant_id, "failed", time.monotonic() - began, error=message)
@@ -210,7 +220,7 @@ class AllTenantsRun:
     def summary(self, outcomes: list[TenantOutcome]) -> dict[str, Any]:
         count = {
             s: sum(o.status == s for o in outcomes)
-            for s in ("migrated", "up-to-date", "failed", "skipped", "pending", "planned")
+            for s in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "pending", "planned")
         }
         cache = getattr(self.shared, "cache", None)
         return {
@@ -236,7 +246,7 @@ class AllTenantsRun:
             return
         parts = [
             f"{summary[k]} {k}"
-            for k in ("migrated", "up-to-date", "failed", "skipped", "pending")
+            for k in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "pending")
             if summary[k]
         ]
         self.stdout.write(
@@ -250,7 +260,7 @@ class AllTenantsRun:
                 f"{summary['via_django']} run by Django; {summary['drift']} compiled again because "
                 "the tenant's state differed."
             )
-        failed = [o for o in outcomes if o.status in ("failed", "skipped")]
+        failed = [o for o in outcomes if o.status in ("failed", "interrupted", "skipped")]
         if failed:
             self.stdout.write(self.style.ERROR("Failed tenants:"))
             for o in failed:

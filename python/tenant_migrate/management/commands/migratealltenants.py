@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
+from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
 from tenant_migrate.management.options import add_migrate_arguments, migrate_options
 from tenant_migrate.runner import check_app_label
 
@@ -69,14 +70,23 @@ class Command(BaseCommand):
             json_report=options["json"],
         )
         began = time.monotonic()
-        try:
-            check_app_label(opts)
-            outcomes = run.run()
-        except Exception as exc:
-            if options.get("traceback"):
-                raise
-            raise to_command_error(exc) from exc
+        with watch_sigint() as interrupter:
+            try:
+                check_app_label(opts)
+                outcomes = run.run()
+            except Exception as exc:
+                if options.get("traceback"):
+                    raise
+                raise to_command_error(exc) from exc
         run.print_report(outcomes, time.monotonic() - began)
+        if interrupter.fired.is_set():
+            done = sum(o.status == "migrated" for o in outcomes)
+            self.stderr.write(
+                f"Interrupted: {done} tenants migrated; the migration in progress on each other "
+                "tenant was rolled back; tenants not reached were left as they were.",
+                self.style.ERROR,
+            )
+            sys.exit(EXIT_STATUS)
         failed = [o for o in outcomes if o.status in ("failed", "skipped")]
         if failed:
             raise Error(

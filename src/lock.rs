@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use postgres::types::Type;
 use postgres::Client;
 
 use crate::backend::postgres::{check_identifier, connect, pg_err};
@@ -65,7 +66,10 @@ fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<Ru
     const KEY: &str = "('x' || substr(md5($1), 1, 16))::bit(64)::bigint";
     let got = if wait.is_zero() {
         let row = client
-            .query_one(&format!("SELECT pg_try_advisory_xact_lock({KEY})"), &[&key])
+            .query_typed_one(
+                &format!("SELECT pg_try_advisory_xact_lock({KEY})"),
+                &[(&key, Type::TEXT)],
+            )
             .map_err(pg_err)?;
         row.get::<_, bool>(0)
     } else {
@@ -73,7 +77,8 @@ fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<Ru
         client
             .batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
             .map_err(pg_err)?;
-        match client.query_one(&format!("SELECT pg_advisory_xact_lock({KEY})"), &[&key]) {
+        let sql = format!("SELECT pg_advisory_xact_lock({KEY})::text");
+        match client.query_typed_one(&sql, &[(&key, Type::TEXT)]) {
             Ok(_) => {
                 client
                     .batch_execute("SET LOCAL lock_timeout = 0")

@@ -1,5 +1,7 @@
 //! The tenant registry: a table in the master database, read directly with a bound tenant id.
 
+use postgres::types::Type;
+
 use crate::backend::postgres::{connect, pg_err};
 use crate::backend::{quote_ident, ConnectionParams};
 use crate::error::{DbError, Error};
@@ -95,7 +97,10 @@ fn read(
         ConnectionParams::Postgresql { .. } => {
             let mut client = connect(master)?;
             let exists = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted])
+                .query_typed_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[(&quoted, Type::TEXT)],
+                )
                 .map_err(pg_err)?
                 .get::<_, bool>(0);
             if !exists {
@@ -103,8 +108,11 @@ fn read(
             }
             let sql = format!("SELECT {COLUMNS}, \"connection\"::text FROM {quoted}");
             let rows = match tenant_id {
-                Some(id) => client.query(&format!("{sql} WHERE \"tenant_id\" = $1"), &[&id]),
-                None => client.query(&format!("{sql} ORDER BY \"tenant_id\""), &[]),
+                Some(id) => client.query_typed(
+                    &format!("{sql} WHERE \"tenant_id\" = $1"),
+                    &[(&id, Type::TEXT)],
+                ),
+                None => client.query_typed(&format!("{sql} ORDER BY \"tenant_id\""), &[]),
             }
             .map_err(pg_err)?;
             Ok(rows

@@ -43,6 +43,11 @@ if os.environ.get("TM_DB_ENGINE") == "postgresql":
             "NAME": os.environ.get("TM_PG_NAME", "tenant_migrate_example"),
         }
     }
+    if os.environ.get("TM_PG_POOLER") == "transaction":
+        # Behind pgbouncer in transaction mode, as Django's documentation advises: no
+        # server-side cursors, and no prepared statements (psycopg 3 prepares repeated ones).
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"] = {"prepare_threshold": None}
 else:
     DATABASES = {
         "default": {

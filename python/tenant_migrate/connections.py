@@ -155,11 +155,24 @@ def _set_search_path(connection: Any, schema: str, local: bool) -> None:
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    # No session-level SET here: behind a transaction-pooling proxy it would stay on the
+    # server connection and reach whichever client gets it next (the application included),
+    # resolving its tables in this tenant's schema. The wrapper sets the path per transaction.
     schema = _TENANT_ALIASES.get(connection.alias)
-    if schema is not None:
-        _set_search_path(connection, schema, local=False)
-        if _schema_wrapper not in connection.execute_wrappers:
-            connection.execute_wrappers.append(_schema_wrapper)
+    if schema is not None and _schema_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_schema_wrapper)
+
+
+def reset_session_path(connection: Any) -> None:
+    """After a non-atomic migration, which needed the session setting: take it back."""
+    if _TENANT_ALIASES.get(connection.alias) is None or connection.connection is None:
+        return
+    connection._tenant_migrate_setting_path = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET search_path")
+    finally:
+        connection._tenant_migrate_setting_path = False
 
 
 def _transaction_started(connection: Any) -> bool:
@@ -176,11 +189,13 @@ def _schema_wrapper(execute: Any, sql: str, params: Any, many: bool, context: di
     """Every statement Django runs for a schema tenant runs with that schema only on the
     search path, set inside its own transaction (SET LOCAL), like the Rust side does: a
     transaction-pooling proxy may hand each transaction another server connection, so a
-    session setting made at connect time cannot be relied on.
+    session setting cannot be relied on (and would leak to the proxy's next client).
 
     Inside a transaction the path is set before its first statement. An autocommit statement runs in a short
     transaction of its own, except while a non-atomic migration runs (its statements, such as
-    CREATE INDEX CONCURRENTLY, may refuse a transaction): those use the session setting.
+    CREATE INDEX CONCURRENTLY, may refuse a transaction): those use the session setting, reset
+    when the migration ends (behind a transaction-pooling proxy, run non-atomic migrations on
+    a direct connection).
     """
     connection = context["connection"]
     schema = _TENANT_ALIASES.get(connection.alias)

@@ -38,6 +38,7 @@ from .connections import (
     is_tenant_alias,
     master_params,
     register_alias,
+    reset_session_path,
     rust_params,
     tenant_schema,
     tenant_settings,
@@ -427,6 +428,8 @@ class DjangoHooks:
             raise
         finally:
             self.connection.tenant_migrate_outside_transaction = False
+            if not migration.atomic:
+                reset_session_path(self.connection)
         return ran
 
     @contextmanager

@@ -5,11 +5,16 @@
 //! the server connection next) and an unqualified table that is not in the tenant's schema fails
 //! instead of resolving to `public` or to another tenant. Reads outside transactions name the
 //! schema explicitly (quoted, or as a bound value), so they need no search path at all.
+//!
+//! Parameterised queries use `query_typed`: the unnamed statement, parsed, bound and executed
+//! in one round trip. A named prepared statement (what `query` makes) would be parsed on one
+//! server connection and could be executed on another behind a transaction-pooling proxy.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
@@ -162,9 +167,9 @@ impl PostgresBackend {
             None => (String::new(), table),
             Some(schema) => {
                 let exists = client
-                    .query_opt(
+                    .query_typed_opt(
                         "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                        &[schema],
+                        &[(schema, Type::TEXT)],
                     )
                     .map_err(pg_err)?
                     .is_some();
@@ -189,7 +194,7 @@ impl PostgresBackend {
             set_local.push_str(&format!("SET LOCAL statement_timeout = '{ms}ms';\n"));
         }
         let pid = client
-            .query_one("SELECT pg_backend_pid()", &[])
+            .query_typed_one("SELECT pg_backend_pid()", &[])
             .map_err(pg_err)?
             .get::<_, i32>(0);
         Ok(PostgresBackend {
@@ -234,10 +239,14 @@ impl PostgresBackend {
             return Err(interrupted());
         }
         for (app, name) in &recording.applied {
-            client.execute(&insert, &[app, name]).map_err(pg_err)?;
+            client
+                .query_typed(&insert, &[(app, Type::TEXT), (name, Type::TEXT)])
+                .map_err(pg_err)?;
         }
         for (app, name) in &recording.unapplied {
-            client.execute(&delete, &[app, name]).map_err(pg_err)?;
+            client
+                .query_typed(&delete, &[(app, Type::TEXT), (name, Type::TEXT)])
+                .map_err(pg_err)?;
         }
         client.batch_execute("COMMIT").map_err(pg_err)
     }
@@ -318,7 +327,7 @@ impl Backend for PostgresBackend {
             return Vec::new();
         };
         let rows = client
-            .query(LOCK_HOLDERS_SQL, &[&schema])
+            .query_typed(LOCK_HOLDERS_SQL, &[(&schema, Type::TEXT)])
             .unwrap_or_default();
         rows.iter()
             .map(|r| {
@@ -338,12 +347,12 @@ impl Backend for PostgresBackend {
         let schema = self.schema.clone();
         let row = self
             .client()?
-            .query_one(
+            .query_typed_one(
                 "SELECT count(*) FROM pg_catalog.pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
                  AND n.nspname = coalesce($2, current_schema())",
-                &[&RECORDER_TABLE, &schema],
+                &[(&RECORDER_TABLE, Type::TEXT), (&schema, Type::TEXT)],
             )
             .map_err(pg_err)?;
         Ok(row.get::<_, i64>(0) > 0)
@@ -365,7 +374,7 @@ impl Backend for PostgresBackend {
             "SELECT \"app\", \"name\" FROM {} ORDER BY \"id\"",
             self.recorder
         );
-        let rows = self.client()?.query(&sql, &[]).map_err(pg_err)?;
+        let rows = self.client()?.query_typed(&sql, &[]).map_err(pg_err)?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -382,7 +391,10 @@ impl Backend for PostgresBackend {
              (SELECT coalesce(string_agg(\"app\" || '.' || \"name\", ',' ORDER BY \"app\", \"name\"), '') FROM {})",
             self.recorder
         );
-        let row = self.client()?.query_one(&sql, &[&schema]).map_err(pg_err)?;
+        let row = self
+            .client()?
+            .query_typed_one(&sql, &[(&schema, Type::TEXT)])
+            .map_err(pg_err)?;
         let catalog: String = row.get(0);
         let version: String = row.get(1);
         let history: String = row.get(2);

@@ -55,8 +55,26 @@ def vendor_of(settings_dict: dict[str, Any]) -> str:
     raise TenantConfigError(f"Unsupported database engine for tenants: {engine!r}")
 
 
+def check_text(kind: str, value: str | None, max_length: int | None = None) -> None:
+    """Refuse input no tenant, app or migration can be named by: control characters (NUL,
+    newlines, terminal escapes, which could also forge lines of output) and overlong values.
+    Errors show the value with repr(), so what the user sees is exactly what was given."""
+    if value is None:
+        return
+    if not value.isprintable():
+        raise TenantConfigError(f"Invalid {kind} {value!r}: it contains control characters.")
+    if max_length is not None and len(value) > max_length:
+        raise TenantConfigError(f"Invalid {kind} {value[:40]!r}...: longer than {max_length} characters.")
+
+
+def printable(text: str) -> str:
+    """Text for output: control characters escaped, so a value cannot forge lines."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def sqlite_path(database_name: str) -> Path:
     """The tenant's SQLite file, which must stay inside the configured folder."""
+    check_text("SQLite database name", database_name, 255)
     folder = conf.sqlite_dir()
     if not database_name or "\0" in database_name or "/" in database_name or "\\" in database_name:
         raise TenantConfigError(f"Invalid SQLite database name {database_name!r}")
@@ -81,6 +99,7 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
         if vendor == "sqlite":
             base["NAME"] = str(sqlite_path(record.database_name))
         else:
+            check_text("database name", record.database_name, 63)
             base["NAME"] = record.database_name
         return base, None
     if record.isolation == "schema":
@@ -88,6 +107,7 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
             raise TenantConfigError("Schema isolation requires PostgreSQL")
         if not record.schema_name:
             raise TenantConfigError(f"Tenant {record.tenant_id!r} has no schema name")
+        check_text("schema name", record.schema_name, 63)
         return base, record.schema_name
     raise TenantConfigError(f"Unknown isolation {record.isolation!r}")
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from . import conf
 from .connections import (
     TenantConfigError,
+    check_text,
     quote_ident,
     tenant_settings,
     vendor_of,
@@ -48,7 +49,10 @@ def validate(spec: TenantSpec) -> None:
     try:
         validate_tenant_id(spec.tenant_id)
     except ValidationError as err:
-        raise TenantConfigError(f"Invalid tenant id '{spec.tenant_id}'. {err.messages[0]}") from None
+        raise TenantConfigError(f"Invalid tenant id {spec.tenant_id!r}. {err.messages[0]}") from None
+    check_text("tenant name", spec.name, Tenant._meta.get_field("name").max_length)
+    check_text("database name", spec.database_name, Tenant._meta.get_field("database_name").max_length)
+    check_text("schema name", spec.schema_name, Tenant._meta.get_field("schema_name").max_length)
     if spec.tenant_id in settings.DATABASES:
         raise TenantConfigError(
             f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
@@ -57,7 +61,7 @@ def validate(spec: TenantSpec) -> None:
     if Tenant.objects.filter(tenant_id=spec.tenant_id).exists():
         raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
     if spec.isolation not in Tenant.Isolation.values:
-        raise TenantConfigError(f"Invalid isolation '{spec.isolation}'; choose 'database' or 'schema'.")
+        raise TenantConfigError(f"Invalid isolation {spec.isolation!r}; choose 'database' or 'schema'.")
     if not spec.name.strip():
         raise TenantConfigError("The tenant name must not be empty.")
 

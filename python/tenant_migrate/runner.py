@@ -35,8 +35,10 @@ from django.utils.module_loading import module_has_submodule
 from . import _core, conf
 from .connections import (
     _transaction_started,
+    check_text,
     is_tenant_alias,
     master_params,
+    printable,
     register_alias,
     reset_session_path,
     rust_params,
@@ -261,6 +263,7 @@ def _row(tenant: Tenant) -> RegistryRow:
 def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
     """The registry row, read by Rust from the master database; through Django only when the
     master is an in-memory SQLite database (a test run), which another connection cannot see."""
+    check_text("tenant id", tenant_id, 255)
     if _master_in_memory():
         tenant = Tenant.objects.using("default").filter(tenant_id=tenant_id).first()
         if tenant is None:
@@ -775,8 +778,10 @@ def recorder_ddl(connection: Any) -> list[str]:
 
 
 def check_app_label(opts: MigrateOptions) -> None:
+    check_text("migration name", opts.migration_name, 255)
     if not opts.app_label:
         return
+    check_text("app label", opts.app_label, 255)
     try:
         global_apps.get_app_config(opts.app_label)
     except LookupError as err:
@@ -862,7 +867,7 @@ def _run(
     out: Output,
     shared: Shared,
 ) -> _core.Report:
-    out.write(f"Running migrations for tenant: {record.name}", out.style.MIGRATE_HEADING)
+    out.write(f"Running migrations for tenant: {printable(record.name)}", out.style.MIGRATE_HEADING)
     connection.prepare_database()
     steps = plan.steps
     django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]

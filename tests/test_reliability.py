@@ -317,3 +317,24 @@ def test_bad_timeout_values_are_refused(project: Project) -> None:
     proc = project.manage("migratetenant", "--tenant-id=acme", "--retries=-1", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: --retries must be 0 or more."
+
+
+NON_ATOMIC = """
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    atomic = False
+    dependencies = [("users", "0002_alter_user_email")]
+    operations = [migrations.RunSQL("CREATE TABLE na (id integer)", "DROP TABLE na")]
+"""
+
+
+def test_plan_marks_non_atomic_migrations(project: Project) -> None:
+    project.add_migration("users", "0003_non_atomic", NON_ATOMIC)
+    project.create_tenant("acme", "ACME Corporation")
+    plan = project.manage("migratetenant", "--tenant-id=acme", "--plan").stdout.splitlines()
+    assert "  users/0003_non_atomic.py (non-atomic)" in plan
+    assert "  users/0001_initial.py" in plan  # atomic ones as the spec prints them
+    verbose = project.manage("migratetenant", "--tenant-id=acme", "--plan", "-v", "2").stdout
+    assert "    (non-atomic: runs outside a transaction)" in verbose

@@ -691,10 +691,12 @@ def print_plan(out: Output, tenant_id: str, plan: _core.Plan, loader: MigrationL
         return
     for app, name, backwards in plan.steps:
         verb = "Unapply " if backwards else ""
-        out.write(f"  {verb}{migration_label(app, name)}")
+        migration = loader.disk_migrations[(app, name)]
+        # A non-atomic migration is the one step a crash or Ctrl-C can leave half done.
+        suffix = "" if migration.atomic else out.style.WARNING(" (non-atomic)")
+        out.write(f"  {verb}{migration_label(app, name)}{suffix}")
         if out.verbosity < 2:
             continue
-        migration = loader.disk_migrations[(app, name)]
         if not migration.atomic:
             out.write("    (non-atomic: runs outside a transaction)", out.style.WARNING)
         for operation in migration.operations:

@@ -6,6 +6,7 @@ table, SIGINT in the middle of a migration. Nothing is mocked.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -338,3 +339,43 @@ def test_plan_marks_non_atomic_migrations(project: Project) -> None:
     assert "  users/0001_initial.py" in plan  # atomic ones as the spec prints them
     verbose = project.manage("migratetenant", "--tenant-id=acme", "--plan", "-v", "2").stdout
     assert "    (non-atomic: runs outside a transaction)" in verbose
+
+
+def test_postgres_statement_timeout_rolls_back_and_retries(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    project.add_migration("users", "0003_slow", SLOW_SQL)
+    project.create_tenant("acme", "ACME Corporation", "--isolation=schema")
+    proc = project.manage(
+        "migratetenant", "--tenant-id=acme", "--statement-timeout=300ms", "--retries=1", check=False
+    )
+    assert proc.returncode == 1
+    assert "users/0003_slow.py ... TIMEOUT" in proc.stdout
+    assert "Waited on: canceling statement due to statement timeout on: SELECT pg_sleep(30)" in proc.stdout
+    assert "Rolled back; retry 1 of 1 in " in proc.stdout
+    assert proc.stderr.startswith(
+        "Error: Migration users.0003_slow failed for tenant 'acme': "
+        "canceling statement due to statement timeout"
+    ), proc.stderr
+    names = {n for _, n, *_ in history(project.master, "public_acme")}  # type: ignore[attr-defined]
+    assert "0002_alter_user_email" in names and "0003_slow" not in names
+    columns = catalog(project.master, "public_acme")["columns"]  # type: ignore[attr-defined]
+    assert not [c for c in columns if c[0] == "slow_marker"]
+
+
+def test_sqlite_migratealltenants_sigint(tmp_path: Path) -> None:
+    project, marker = slow_project(tmp_path)
+    for tenant in ("a1", "a2", "a3"):
+        project.create_tenant(tenant)
+    proc = popen(project, "migratealltenants", "--jobs=1", "--json", env={"TM_SLOW_TICKS": "1200"})
+    wait_for(marker, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    report = {t["tenant_id"]: t for t in json.loads(out)["tenants"]}
+    assert report["a1"]["status"] == "interrupted"
+    assert "users/0003_slow.py was rolled back" in report["a1"]["error"]
+    assert report["a2"]["status"] == report["a3"]["status"] == "skipped"
+    assert "Interrupted: 0 tenants migrated" in err
+    assert "Traceback" not in err
+    assert ("users", "0003_slow") not in migration_rows(project.tenant_db("a1"))
+    assert sqlite_schema(project.tenant_db("a2")) == []  # never touched

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod plan;
 pub mod replay;
 pub mod report;
+pub mod status;
 pub mod tenant;
 
 use std::collections::BTreeSet;
@@ -455,6 +456,120 @@ fn lookup_tenant(
     Ok(record_to_py(record))
 }
 
+/// `showmigrations` lines of one app: `(name, replaces, mark)`.
+type ListLines = Vec<(String, usize, &'static str)>;
+
+/// One tenant's standing, as `tenant_status` found it.
+#[pyclass(frozen, module = "tenant_migrate._core", get_all)]
+struct TenantStatus {
+    /// `ok`, `missing` (no such database file, database or schema) or `error`.
+    state: &'static str,
+    /// For `error`: `connect`, `permission`, `database` or `plan`; for `missing`: `missing`.
+    error_kind: Option<&'static str>,
+    error: Option<String>,
+    /// The history rows `(app, name, applied)` in `id` order, `applied` in UTC.
+    history: Vec<(String, String, String)>,
+    /// What `migrate` with the requested target would run: `(app, name, backwards)`.
+    plan: Vec<(String, String, bool)>,
+    /// `showmigrations` per requested app: `(app, [(name, replaces, mark)])`, mark being
+    /// `applied`, `unapplied` or `unrecorded`.
+    apps: Vec<(String, ListLines)>,
+}
+
+fn tenant_status_of(
+    history: status::History,
+    standing: Option<Result<status::Standing, error::PlanError>>,
+) -> TenantStatus {
+    let failed = |kind, error: String| TenantStatus {
+        state: "error",
+        error_kind: Some(kind),
+        error: Some(error),
+        history: vec![],
+        plan: vec![],
+        apps: vec![],
+    };
+    let rows = match history {
+        status::History::Read(rows) => rows,
+        status::History::Missing(reason) => {
+            return TenantStatus {
+                state: "missing",
+                error_kind: Some("missing"),
+                ..failed("missing", reason)
+            }
+        }
+        status::History::Failed(e) => {
+            let kind = match e {
+                error::DbError::Connect(_) => "connect",
+                error::DbError::PermissionDenied(_) => "permission",
+                _ => "database",
+            };
+            return failed(kind, e.to_string());
+        }
+    };
+    let standing = match standing {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return failed("plan", e.to_string()),
+        None => return failed("plan", "no plan computed".into()),
+    };
+    TenantStatus {
+        state: "ok",
+        error_kind: None,
+        error: None,
+        history: rows
+            .into_iter()
+            .map(|r| (r.app, r.name, r.applied))
+            .collect(),
+        plan: standing.plan,
+        apps: standing
+            .lists
+            .into_iter()
+            .map(|l| {
+                let lines = l
+                    .lines
+                    .into_iter()
+                    .map(|x| (x.name, x.replaces, x.mark.as_str()))
+                    .collect();
+                (l.app, lines)
+            })
+            .collect(),
+    }
+}
+
+/// Many tenants' standing at once: their histories read concurrently (at most `threads`
+/// connections), then Django's plan for the target and `showmigrations` for `app_labels`
+/// (none: no list), once per distinct history. The interpreter is released throughout.
+#[pyfunction]
+#[pyo3(signature = (graph_json, params_json, app_labels, app_label=None, migration_name=None, threads=8))]
+fn tenant_status(
+    py: Python<'_>,
+    graph_json: &str,
+    params_json: Vec<String>,
+    app_labels: Vec<String>,
+    app_label: Option<String>,
+    migration_name: Option<String>,
+    threads: usize,
+) -> PyResult<Vec<TenantStatus>> {
+    let spec = GraphSpec::from_json(graph_json)?;
+    let statuses = py.detach(|| -> Result<Vec<TenantStatus>, Error> {
+        let params = params_json
+            .iter()
+            .map(|p| ConnectionParams::from_json(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let histories = status::read_histories(&params, threads);
+        let request = TargetRequest {
+            app_label,
+            migration_name,
+        };
+        let standings = status::standings(&spec, &histories, &request, &app_labels);
+        Ok(histories
+            .into_iter()
+            .zip(standings)
+            .map(|(h, s)| tenant_status_of(h, s))
+            .collect())
+    })?;
+    Ok(statuses)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GRAPH_FORMAT_VERSION", GRAPH_FORMAT_VERSION)?;
@@ -462,11 +577,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lookup_tenant, m)?)?;
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
     m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
+    m.add_function(wrap_pyfunction!(tenant_status, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<TenantDatabase>()?;
     m.add_class::<Plan>()?;
     m.add_class::<Report>()?;
     m.add_class::<StepReport>()?;
     m.add_class::<TenantRecord>()?;
+    m.add_class::<TenantStatus>()?;
     errors::register(m)
 }

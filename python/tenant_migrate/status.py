@@ -180,7 +180,8 @@ def list_lines(standing: Standing, verbosity: int, style: Any) -> list[str]:
                 continue
             if mark == "applied":
                 output = f" [X] {title}"
-                when = applied_at.get((app, name))
+                # Django's loader stands a squash's Migration (no timestamp) for its row.
+                when = None if replaces else applied_at.get((app, name))
                 if verbosity >= 2 and when:
                     output += f" (applied at {when})"
             else:

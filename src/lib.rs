@@ -459,6 +459,17 @@ fn lookup_tenant(
 /// `showmigrations` lines of one app: `(name, replaces, mark)`.
 type ListLines = Vec<(String, usize, &'static str)>;
 
+/// Close this process's idle pooled connections to a PostgreSQL database (none for SQLite);
+/// returns how many were closed.
+#[pyfunction]
+fn release_idle_connections(params_json: &str) -> PyResult<usize> {
+    let params = ConnectionParams::from_json(params_json)?;
+    match params {
+        ConnectionParams::Sqlite { .. } => Ok(0),
+        ConnectionParams::Postgresql { .. } => Ok(backend::postgres::release_idle(&params)?),
+    }
+}
+
 /// One tenant's standing, as `tenant_status` found it.
 #[pyclass(frozen, module = "tenant_migrate._core", get_all)]
 struct TenantStatus {
@@ -578,6 +589,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
     m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
     m.add_function(wrap_pyfunction!(tenant_status, m)?)?;
+    m.add_function(wrap_pyfunction!(release_idle_connections, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<TenantDatabase>()?;
     m.add_class::<Plan>()?;

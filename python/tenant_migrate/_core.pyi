@@ -31,6 +31,7 @@ __all__ = [
     "compute_plan",
     "list_tenants",
     "lookup_tenant",
+    "release_idle_connections",
     "tenant_status",
 ]
 
@@ -203,3 +204,5 @@ def tenant_status(
 ) -> list[TenantStatus]:
     """Many tenants' standing: histories read concurrently with at most ``threads``
     connections, plans and lists computed once per distinct history, the GIL released."""
+def release_idle_connections(params_json: str) -> int:
+    """Close this process's idle pooled connections to a PostgreSQL database; returns how many."""

@@ -11,7 +11,7 @@ from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.journal import resume_selection
 from tenant_migrate.management.options import add_migrate_arguments, migrate_options
-from tenant_migrate.runner import MigrateOptions, check_app_label, list_tenants
+from tenant_migrate.runner import MigrateOptions, Shared, check_app_label, list_tenants
 from tenant_migrate.status import read_tenant_ids
 
 
@@ -93,6 +93,7 @@ class Command(BaseCommand):
                     sys.exit(1)
                 return
             outcomes = run.run()
+            refresh_template(self, run.shared, opts, options, outcomes)
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
@@ -198,3 +199,21 @@ def journal_arguments(opts: MigrateOptions) -> dict[str, Any]:
         "fake": opts.fake,
         "fake_initial": opts.fake_initial,
     }
+
+
+def refresh_template(
+    command: BaseCommand, shared: Shared, opts: MigrateOptions, options: dict[str, Any], outcomes: list[Any]
+) -> None:
+    """A full run (every tenant, to the latest migrations) also brings the tenant template up
+    to date (TENANT_MIGRATE["TEMPLATE"])."""
+    from tenant_migrate import templates
+
+    partial = opts.app_label or opts.plan or opts.fake or opts.fake_initial or options["resume"]
+    selected = options["tenant_ids"] or options["tenants_from"] or options["exclude"] or options["limit"]
+    if not templates.enabled() or partial or selected:
+        return
+    if any(o.status in ("failed", "skipped") for o in outcomes):
+        return
+    result = templates.refresh(shared)
+    if options["verbosity"] >= 1 and not options["json"]:
+        command.stdout.write(f"Tenant template: {result}.")

@@ -11,8 +11,8 @@ from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.journal import resume_selection
 from tenant_migrate.management.options import add_migrate_arguments, migrate_options
+from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
 from tenant_migrate.runner import MigrateOptions, Shared, check_app_label, list_tenants
-from tenant_migrate.status import read_tenant_ids
 
 
 def default_jobs() -> int:
@@ -67,7 +67,7 @@ class Command(BaseCommand):
             opts = migrate_options(options, skip_up_to_date=True)
             check_app_label(opts)
             tenant_ids = selected_ids(options, resumed)
-            if tenant_ids == []:
+            if resumed is not None and not tenant_ids:
                 self.stdout.write("Nothing to resume: every tenant of the last run finished.")
                 return
             journal = not (opts.plan or options["check_unapplied"])
@@ -93,12 +93,17 @@ class Command(BaseCommand):
                     sys.exit(1)
                 return
             outcomes = run.run()
-            refresh_template(self, run.shared, opts, options, outcomes)
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
             raise to_command_error(exc) from exc
         run.print_report(outcomes, time.monotonic() - began)
+        try:
+            refresh_template(self, run.shared, opts, options, outcomes)
+        except Exception as exc:
+            # The tenants' outcome stands; the template is only not used until a later run.
+            problem = to_command_error(exc)
+            self.stderr.write(f"Warning: the tenant template was not brought up to date: {problem}")
         failed = [o for o in outcomes if o.status in ("failed", "skipped")]
         if failed:
             raise Error(
@@ -117,14 +122,7 @@ class Command(BaseCommand):
 
 
 def add_rollout_arguments(parser: CommandParser) -> None:
-    parser.add_argument(
-        "--tenants-from",
-        metavar="FILE",
-        help="Only the tenants listed in FILE, one id per line, # comments allowed ('-': standard input).",
-    )
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="ID", help="Leave this tenant out (repeatable)."
-    )
+    add_selection_arguments(parser, tenant_id=False)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -186,10 +184,7 @@ def selected_ids(options: dict[str, Any], resumed: list[str] | None) -> list[str
     if resumed is not None:
         existing = {r.tenant_id for r in list_tenants()}
         return [t for t in resumed if t in existing]
-    ids = options["tenant_ids"]
-    if options["tenants_from"]:
-        ids = [*(ids or []), *read_tenant_ids(options["tenants_from"], options.get("stdin"))]
-    return ids
+    return named_tenant_ids(options)
 
 
 def journal_arguments(opts: MigrateOptions) -> dict[str, Any]:

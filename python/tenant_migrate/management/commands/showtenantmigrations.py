@@ -7,13 +7,13 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.graph import graph_json
+from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
 from tenant_migrate.status import (
     as_json,
     check_list_apps,
     dump_json,
     list_lines,
     read_standings,
-    read_tenant_ids,
     select_tenants,
     summary_lines,
 )
@@ -27,20 +27,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("app_label", nargs="*", help="App labels of applications to limit the output to.")
-        parser.add_argument(
-            "--tenant-id",
-            action="append",
-            dest="tenant_ids",
-            help="Only this tenant (repeat the option for several).",
-        )
-        parser.add_argument(
-            "--tenants-from",
-            metavar="FILE",
-            help="Only the tenants listed in FILE, one id per line ('-': standard input).",
-        )
-        parser.add_argument(
-            "--exclude", action="append", default=[], metavar="ID", help="Leave this tenant out (repeatable)."
-        )
+        add_selection_arguments(parser)
         parser.add_argument(
             "--summary",
             action="store_true",
@@ -67,11 +54,7 @@ class Command(BaseCommand):
     def show(self, options: dict[str, Any]) -> None:
         if options["jobs"] < 1:
             raise Error("--jobs must be at least 1.")
-        tenant_ids = options["tenant_ids"]
-        if options["tenants_from"]:
-            listed = read_tenant_ids(options["tenants_from"], options.get("stdin"))
-            tenant_ids = [*(tenant_ids or []), *listed]
-        records = select_tenants(tenant_ids, options["exclude"])
+        records = select_tenants(named_tenant_ids(options), options["exclude"])
         graph = graph_json()
         migrated_apps = json.loads(graph)["migrated_apps"]
         apps = check_list_apps(options["app_label"], migrated_apps)

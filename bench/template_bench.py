@@ -7,6 +7,7 @@ the database is copied (``CREATE DATABASE ... TEMPLATE`` / an SQLite backup) and
 tenant's own pre/post_migrate work runs. The first template tenant also builds the template
 (reported separately, not counted).
 Usage: python bench/template_bench.py [--project PATH --settings MODULE] [--repeat 3] [--sqlite]
+       [--isolation database|schema]
 """
 
 from __future__ import annotations
@@ -29,24 +30,28 @@ PG = dict(host="127.0.0.1", port=5432, user="postgres")
 
 TIMED = textwrap.dedent(
     """
-    import json, sys, time, django
+    import io, json, sys, time, django
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    repeat = int(sys.argv[1])
+    repeat, isolation = int(sys.argv[1]), sys.argv[2]
+    copies = []
 
     def create(tenant_id):
+        out = io.StringIO()
         began = time.perf_counter()
-        call_command("createtenant", tenant_id=tenant_id, isolation="database", migrate=True,
-                     interactive=False, verbosity=0)
-        return time.perf_counter() - began
+        call_command("createtenant", tenant_id=tenant_id, isolation=isolation, migrate=True,
+                     interactive=False, verbosity=1, stdout=out)
+        seconds = time.perf_counter() - began
+        copies.append("Copied from the tenant template" in out.getvalue())
+        return seconds
 
     settings.TENANT_MIGRATE["TEMPLATE"] = False
     zero = [create(f"zero{i}") for i in range(repeat)]
     settings.TENANT_MIGRATE["TEMPLATE"] = True
     first = create("first")
     template = [create(f"copy{i}") for i in range(repeat)]
-    print(json.dumps({"zero": zero, "first": first, "template": template}))
+    print(json.dumps({"zero": zero, "first": first, "template": template, "copies": copies}))
     """
 )
 
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--settings", default="realworld_site.settings")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--isolation", choices=["database", "schema"], default="database")
     args = parser.parse_args()
     project = Path(args.project).resolve()
     dbname = f"btpl_{os.getpid()}"
@@ -76,7 +82,7 @@ def main() -> None:
         for command in (["migrate", "--no-input", "-v", "0"],):
             subprocess.run([sys.executable, "manage.py", *command], cwd=project, env=env, check=True)
         proc = subprocess.run(
-            [sys.executable, "-c", TIMED, str(args.repeat)],
+            [sys.executable, "-c", TIMED, str(args.repeat), args.isolation],
             cwd=project,
             env=env,
             capture_output=True,
@@ -91,6 +97,8 @@ def main() -> None:
         print(f"from the template (median of {args.repeat}): {template:8.3f} s   {r['template']}")
         print(f"first template tenant (builds it): {r['first']:8.3f} s")
         print(f"speed-up: {zero / template:.1f}x")
+        copied = sum(r["copies"])
+        print(f"tenants copied from the template: {copied} of {len(r['copies'])}")
     finally:
         if not args.sqlite:
             with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:

@@ -90,7 +90,47 @@ def test_postgres_database_from_template_equals_from_zero(tmp_path: Path, pg_pre
     for query in rows:
         with connect(copied) as a, connect(zero) as b:
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), query
-    # Schema isolation has no template yet: migrated from zero, as before.
-    out = create(project, "schemed", "--isolation=schema")
+
+
+def test_postgres_schema_from_template_equals_from_zero(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix, tenant_apps=CONTRIB)
+    project.env["TM_TENANT_TEMPLATE"] = "1"
+    out = create(project, "acme", "--isolation=schema")
+    assert out[1] == "Copied from the tenant template (18 migrations already applied)."
+    assert out[0].endswith("schema isolation: schema public_acme in database " + project.master + ").")  # type: ignore[attr-defined]
+    project.create_tenant("zero", "Zero", "--isolation=schema")
+    project.manage("migratetenant", "--tenant-id=zero")
+    master = project.master  # type: ignore[attr-defined]
+    assert catalog(master, "public_acme") == catalog(master, "public_zero")
+    assert history(master, "public_acme") == history(master, "public_zero")
+    with connect(master) as conn:
+        for table in ("django_content_type", "auth_permission"):
+            rows = [
+                conn.execute(f"SELECT * FROM public_{t}.{table} ORDER BY id").fetchall()
+                for t in ("acme", "zero")
+            ]
+            assert rows[0] == rows[1] and rows[0], table
+        # The copy's sequences continue where the template's stopped, as the from-zero tenant's do.
+        conn.execute("INSERT INTO public_acme.django_content_type (app_label, model) VALUES ('x', 'y')")
+        conn.execute("INSERT INTO public_zero.django_content_type (app_label, model) VALUES ('x', 'y')")
+        ids = [
+            conn.execute(f"SELECT max(id) FROM public_{t}.django_content_type").fetchone()[0]
+            for t in ("acme", "zero")
+        ]
+        assert ids[0] == ids[1]
+    # A template that holds what a copy would miss is not used.
+    with connect(master) as conn:
+        conn.execute("CREATE VIEW public__template.v AS SELECT 1 AS one")
+    out = create(project, "viewed", "--isolation=schema")
     assert "Copied from the tenant template" not in "\n".join(out)
-    assert "  orders/0001_initial.py ... OK" in out
+    assert catalog(master, "public_viewed")["tables"] == catalog(master, "public_zero")["tables"]
+    # migratealltenants keeps the templates that exist current (only the schema one here).
+    project.add_migration("products", "0002_product_stock", NEW_MIGRATION)
+    with connect(master) as conn:
+        conn.execute("DROP VIEW public__template.v")
+    run = project.manage("migratealltenants").stdout
+    assert "Tenant template (schema isolation): migrated (1 migrations applied)." in run
+    assert "database isolation" not in run
+    out = create(project, "fresh", "--isolation=schema")
+    assert out[1] == "Copied from the tenant template (19 migrations already applied)."
+    assert catalog(master, "public_fresh") == catalog(master, "public_zero")

@@ -104,18 +104,18 @@ class Command(BaseCommand):
 
 def template_provisioner(options: dict[str, Any], spec: TenantSpec, copied: list[str], stdout: Any) -> Any:
     """With TENANT_MIGRATE["TEMPLATE"]: provision the new tenant as a copy of an up-to-date
-    template (made first if there is none); otherwise (behind, busy, schema isolation, another
-    server) None, and the tenant is migrated from zero."""
+    template of its isolation (made first if there is none); otherwise (behind, busy, another
+    server, a schema a copy would miss) None, and the tenant is migrated from zero."""
     from tenant_migrate import templates
     from tenant_migrate.runner import Shared
 
-    if not templates.enabled() or spec.isolation != "database" or spec.connection:
+    if not templates.enabled() or spec.connection:
         return None
     shared = Shared()
-    state = templates.standing(shared)
+    state = templates.standing(shared, spec.isolation)
     if state.missing:
-        templates.refresh(shared)
-        state = templates.standing(shared)
+        templates.refresh(shared, spec.isolation)
+        state = templates.standing(shared, spec.isolation)
     if state.state != "up-to-date":
         if options["verbosity"] >= 1:
             stdout.write(

@@ -209,6 +209,6 @@ def refresh_template(
         return
     if any(o.status in ("failed", "skipped") for o in outcomes):
         return
-    result = templates.refresh(shared)
-    if options["verbosity"] >= 1 and not options["json"]:
-        command.stdout.write(f"Tenant template: {result}.")
+    for line in templates.refresh_existing(shared):
+        if options["verbosity"] >= 1 and not options["json"]:
+            command.stdout.write(line)

@@ -473,7 +473,8 @@ fn release_idle_connections(params_json: &str) -> PyResult<usize> {
 /// One tenant's standing, as `tenant_status` found it.
 #[pyclass(frozen, module = "tenant_migrate._core", get_all)]
 struct TenantStatus {
-    /// `ok`, `missing` (no such database file, database or schema) or `error`.
+    /// `ok`, `missing` (no such database file, database or schema) or `error`. A plan error
+    /// (a history `migrate` would refuse) keeps `history` and `apps`: Django lists it.
     state: &'static str,
     /// For `error`: `connect`, `permission`, `database` or `plan`; for `missing`: `missing`.
     error_kind: Option<&'static str>,
@@ -487,10 +488,7 @@ struct TenantStatus {
     apps: Vec<(String, ListLines)>,
 }
 
-fn tenant_status_of(
-    history: status::History,
-    standing: Option<Result<status::Standing, error::PlanError>>,
-) -> TenantStatus {
+fn tenant_status_of(history: status::History, standing: Option<status::Standing>) -> TenantStatus {
     let failed = |kind, error: String| TenantStatus {
         state: "error",
         error_kind: Some(kind),
@@ -504,7 +502,6 @@ fn tenant_status_of(
         status::History::Missing(reason) => {
             return TenantStatus {
                 state: "missing",
-                error_kind: Some("missing"),
                 ..failed("missing", reason)
             }
         }
@@ -517,32 +514,43 @@ fn tenant_status_of(
             return failed(kind, e.to_string());
         }
     };
-    let standing = match standing {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => return failed("plan", e.to_string()),
-        None => return failed("plan", "no plan computed".into()),
+    let Some(standing) = standing else {
+        return failed("plan", "no plan computed".into());
     };
-    TenantStatus {
-        state: "ok",
-        error_kind: None,
-        error: None,
-        history: rows
-            .into_iter()
-            .map(|r| (r.app, r.name, r.applied))
-            .collect(),
-        plan: standing.plan,
-        apps: standing
-            .lists
-            .into_iter()
-            .map(|l| {
-                let lines = l
-                    .lines
-                    .into_iter()
-                    .map(|x| (x.name, x.replaces, x.mark.as_str()))
-                    .collect();
-                (l.app, lines)
-            })
-            .collect(),
+    let lists = match standing.lists {
+        Ok(lists) => lists,
+        Err(e) => return failed("plan", e.to_string()),
+    };
+    let apps = lists
+        .into_iter()
+        .map(|l| {
+            let lines = l
+                .lines
+                .into_iter()
+                .map(|x| (x.name, x.replaces, x.mark.as_str()))
+                .collect();
+            (l.app, lines)
+        })
+        .collect();
+    let history = rows
+        .into_iter()
+        .map(|r| (r.app, r.name, r.applied))
+        .collect();
+    match standing.plan {
+        Ok(plan) => TenantStatus {
+            state: "ok",
+            error_kind: None,
+            error: None,
+            history,
+            plan,
+            apps,
+        },
+        // Listed all the same, as Django's showmigrations lists it.
+        Err(e) => TenantStatus {
+            history,
+            apps,
+            ..failed("plan", e.to_string())
+        },
     }
 }
 

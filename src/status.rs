@@ -109,11 +109,13 @@ pub fn show_list(
 }
 
 /// What `migrate` (with the given target) would do, and the list view, for one applied set.
+/// Each may fail on its own: `showmigrations` lists a history that `migrate` would refuse
+/// (inconsistent, conflicting leaves).
 #[derive(Debug, Clone)]
 pub struct Standing {
     /// `(app, name, backwards)` in plan order.
-    pub plan: Vec<(String, String, bool)>,
-    pub lists: Vec<AppList>,
+    pub plan: Result<Vec<(String, String, bool)>, PlanError>,
+    pub lists: Result<Vec<AppList>, PlanError>,
 }
 
 pub fn standing(
@@ -121,19 +123,20 @@ pub fn standing(
     recorded: &BTreeSet<Key>,
     request: &TargetRequest,
     apps: &[String],
-) -> Result<Standing, PlanError> {
-    let planned = plan::plan_for_target(spec, recorded, request)?;
-    let plan = planned
-        .steps
-        .iter()
-        .map(|s| (s.key.0.clone(), s.key.1.clone(), s.backwards))
-        .collect();
+) -> Standing {
+    let plan = plan::plan_for_target(spec, recorded, request).map(|planned| {
+        planned
+            .steps
+            .iter()
+            .map(|s| (s.key.0.clone(), s.key.1.clone(), s.backwards))
+            .collect()
+    });
     let lists = if apps.is_empty() {
-        Vec::new()
+        Ok(Vec::new())
     } else {
-        show_list(spec, recorded, apps)?
+        show_list(spec, recorded, apps)
     };
-    Ok(Standing { plan, lists })
+    Standing { plan, lists }
 }
 
 /// `standing` for many histories, computed once per distinct applied set.
@@ -142,8 +145,8 @@ pub fn standings(
     histories: &[History],
     request: &TargetRequest,
     apps: &[String],
-) -> Vec<Option<Result<Standing, PlanError>>> {
-    let mut memo: HashMap<BTreeSet<Key>, Result<Standing, PlanError>> = HashMap::new();
+) -> Vec<Option<Standing>> {
+    let mut memo: HashMap<BTreeSet<Key>, Standing> = HashMap::new();
     histories
         .iter()
         .map(|h| {
@@ -427,7 +430,7 @@ mod tests {
         ];
         let out = standings(&s, &histories, &TargetRequest::default(), &[]);
         assert!(out[1].is_none());
-        let pending = |i: usize| out[i].as_ref().unwrap().as_ref().unwrap().plan.len();
+        let pending = |i: usize| out[i].as_ref().unwrap().plan.as_ref().unwrap().len();
         assert_eq!((pending(0), pending(2), pending(3)), (2, 2, 2));
     }
 

@@ -177,7 +177,8 @@ class TenantStatus:
 
     @property
     def state(self) -> str:
-        """``ok``, ``missing`` (no such database file, database or schema) or ``error``."""
+        """``ok``, ``missing`` (no such database file, database or schema) or ``error``. A plan
+        error (a history ``migrate`` would refuse) keeps ``history`` and ``apps``."""
     @property
     def error_kind(self) -> str | None:
         """``connect``, ``permission``, ``database``, ``plan``, or ``missing``."""
@@ -204,5 +205,6 @@ def tenant_status(
 ) -> list[TenantStatus]:
     """Many tenants' standing: histories read concurrently with at most ``threads``
     connections, plans and lists computed once per distinct history, the GIL released."""
+
 def release_idle_connections(params_json: str) -> int:
     """Close this process's idle pooled connections to a PostgreSQL database; returns how many."""

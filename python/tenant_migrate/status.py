@@ -88,7 +88,14 @@ def read_standings(
         if status.state == "missing":
             standings[index] = Standing(record.tenant_id, record.name, "missing", error=status.error)
         elif status.state == "error":
-            standings[index] = Standing(record.tenant_id, record.name, "error", error=_error_text(status))
+            standings[index] = Standing(
+                record.tenant_id,
+                record.name,
+                "error",
+                error=_error_text(status),
+                history=status.history,
+                apps=status.apps,
+            )
         else:
             plan = [step for step in status.plan if plan_apps is None or step[0] in plan_apps]
             standings[index] = Standing(

@@ -81,4 +81,5 @@ TENANT_MIGRATE = {
     "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
     "SCHEMA_NAME": os.environ.get("TM_SCHEMA_NAME", "public_{tenant_id}"),
     "DEFAULT_ISOLATION": os.environ.get("TM_DEFAULT_ISOLATION", "database"),
+    "TEMPLATE": os.environ.get("TM_TENANT_TEMPLATE") == "1",
 }

@@ -30,10 +30,13 @@ __all__ = [
     "TenantMigrateError",
     "TenantNotFound",
     "TenantRecord",
+    "TenantStatus",
     "__version__",
     "compute_plan",
     "list_tenants",
     "lookup_tenant",
+    "release_idle_connections",
+    "tenant_status",
 ]
 
 __version__: str
@@ -196,3 +199,41 @@ def compute_plan(
 ) -> Plan: ...
 def lookup_tenant(master_json: str, table: str, tenant_id: str) -> TenantRecord: ...
 def list_tenants(master_json: str, table: str) -> list[TenantRecord]: ...
+
+@final
+class TenantStatus:
+    """One tenant's standing, as ``tenant_status`` found it."""
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``missing`` (no such database file, database or schema) or ``error``. A plan
+        error (a history ``migrate`` would refuse) keeps ``history`` and ``apps``."""
+    @property
+    def error_kind(self) -> str | None:
+        """``connect``, ``permission``, ``database``, ``plan``, or ``missing``."""
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def history(self) -> list[tuple[str, str, str]]:
+        """``(app, name, applied)`` rows in id order, ``applied`` as UTC ``YYYY-MM-DD HH:MM:SS``."""
+    @property
+    def plan(self) -> list[tuple[str, str, bool]]:
+        """What ``migrate`` with the requested target would run: ``(app, name, backwards)``."""
+    @property
+    def apps(self) -> list[tuple[str, list[tuple[str, int, str]]]]:
+        """``showmigrations`` per requested app: ``(app, [(name, replaces, mark)])``, the mark
+        being ``applied``, ``unapplied`` or ``unrecorded``."""
+
+def tenant_status(
+    graph_json: str,
+    params_json: list[str],
+    app_labels: list[str],
+    app_label: str | None = None,
+    migration_name: str | None = None,
+    threads: int = 8,
+) -> list[TenantStatus]:
+    """Many tenants' standing: histories read concurrently with at most ``threads``
+    connections, plans and lists computed once per distinct history, the GIL released."""
+
+def release_idle_connections(params_json: str) -> int:
+    """Close this process's idle pooled connections to a PostgreSQL database; returns how many."""

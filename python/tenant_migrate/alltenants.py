@@ -18,14 +18,19 @@ from typing import Any, TextIO
 from . import _core
 from .connections import tenant_settings, vendor_of
 from .errors import to_command_error
+from .graph import graph_json
 from .interrupt import INTERRUPTER, interrupted_text
-from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, list_tenants, migrate_record
+from .journal import Journal
+from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, migrate_record
+from .status import as_json, dump_json, read_standings, select_tenants
 
 
 @dataclass
 class TenantOutcome:
     tenant_id: str
-    status: str  # "migrated", "up-to-date", "planned", "pending", "failed", "skipped"
+    status: (
+        str  # "migrated", "up-to-date", "planned", "pending", "failed", "skipped", "missing", "interrupted"
+    )
     seconds: float = 0.0
     applied: list[str] = field(default_factory=list)
     replayed: int = 0
@@ -107,24 +112,50 @@ def outcome_of(
 
 
 class AllTenantsRun:
+    """One run over the selected tenants, in tenant-id order.
+
+    Before anything runs, every selected tenant's history is read at once (Rust, concurrently):
+    tenants whose database or schema does not exist are reported as "missing" and skipped (an
+    error with ``strict``), and ``limit`` keeps the first N tenants with something pending (a
+    canary). The rest run in waves of ``batch_size`` (all at once by default), ``batch_pause``
+    seconds apart; a wave with a failed tenant stops the rollout unless ``fail_fast`` is False
+    (an explicit ``--continue-on-error``). With ``journal``, the run and each tenant's outcome
+    are written to the master database as they happen (see ``journal.py``).
+    """
+
     def __init__(
         self,
         opts: MigrateOptions,
         *,
         jobs: int,
         per_server: int | None,
-        fail_fast: bool,
+        fail_fast: bool | None,
         tenant_ids: list[str] | None,
         stdout: Any,
         style: Any,
         progress: TextIO = sys.stderr,
         json_report: bool = False,
+        exclude: list[str] | None = None,
+        strict: bool = False,
+        limit: int | None = None,
+        batch_size: int | None = None,
+        batch_pause: float = 0.0,
+        journal_arguments: dict[str, Any] | None = None,
     ) -> None:
         self.opts = opts
         self.jobs = max(1, jobs)
         self.per_server = max(1, per_server or self.jobs)
-        self.fail_fast = fail_fast
+        self.fail_fast = bool(fail_fast)
+        # Waves stop at a failed wave unless --continue-on-error was given explicitly.
+        self.waves_continue = fail_fast is False
         self.tenant_ids = tenant_ids
+        self.exclude = exclude or []
+        self.strict = strict
+        self.limit = limit
+        self.batch_size = batch_size
+        self.batch_pause = batch_pause
+        self.journal_arguments = journal_arguments
+        self.journal: Journal | None = None
         self.stdout = stdout
         self.style = style
         self.progress_stream = progress
@@ -134,18 +165,7 @@ class AllTenantsRun:
         self.sem_lock = threading.Lock()
 
     def select(self) -> list[_core.TenantRecord]:
-        records = list_tenants()
-        if not self.tenant_ids:
-            return records
-        by_id = {r.tenant_id: r for r in records}
-        missing = [t for t in self.tenant_ids if t not in by_id]
-        if missing:
-            raise _core.TenantNotFound(
-                f"Tenant '{missing[0]}' does not exist.\n"
-                f"Please create one with the tenant id '{missing[0]}' first."
-            )
-        wanted = set(self.tenant_ids)
-        return [r for r in records if r.tenant_id in wanted]
+        return select_tenants(self.tenant_ids, self.exclude)
 
     def semaphore(self, record: _core.TenantRecord) -> threading.Semaphore:
         key = server_key(record)
@@ -154,51 +174,145 @@ class AllTenantsRun:
                 self.semaphores[key] = threading.Semaphore(self.per_server)
             return self.semaphores[key]
 
+    def say(self, text: str) -> None:
+        if not self.json_report and self.opts.verbosity >= 1:
+            self.stdout.write(text)
+
+    def probe(
+        self, records: list[_core.TenantRecord], shared: Shared
+    ) -> tuple[list[_core.TenantRecord], dict[str, TenantOutcome]]:
+        """The tenants to run, and the outcomes of missing ones (never run)."""
+        standings = read_standings(
+            records,
+            shared.graph,
+            app_label=self.opts.app_label,
+            migration_name=self.opts.migration_name,
+            jobs=self.jobs,
+        )
+        settled: dict[str, TenantOutcome] = {}
+        to_run = []
+        pending_seen = 0
+        for record, standing in zip(records, standings, strict=True):
+            if standing.missing:
+                message = f"Tenant database missing: {standing.error}"
+                status = "failed" if self.strict else "missing"
+                settled[record.tenant_id] = TenantOutcome(record.tenant_id, status, error=message)
+                style = self.style.ERROR if self.strict else self.style.WARNING
+                self.say(style(f"[{record.tenant_id}] {'Error' if self.strict else 'Skipped'}: {message}"))
+                continue
+            if self.limit is not None:
+                if standing.state != "pending" or pending_seen >= self.limit:
+                    continue
+                pending_seen += 1
+            elif standing.state == "up-to-date" and not self.opts.plan:
+                # Nothing to run: not worth a connection, a wave slot or a pause.
+                settled[record.tenant_id] = TenantOutcome(record.tenant_id, "up-to-date")
+                continue
+            to_run.append(record)
+        if self.limit is not None:
+            self.say(
+                f"Canary: {len(to_run)} pending tenant{'s' if len(to_run) != 1 else ''} selected "
+                f"(--limit {self.limit})."
+            )
+        return to_run, settled
+
     def run(self) -> list[TenantOutcome]:
         records = self.select()
         # --plan output is per tenant and ordered: one worker keeps it readable.
         jobs = 1 if self.opts.plan else self.jobs
         shared = Shared(replay=not self.opts.plan)
         self.shared = shared
-        progress = Progress(len(records), self.progress_stream, enabled=not self.opts.plan)
-        todo: queue.Queue[tuple[int, _core.TenantRecord]] = queue.Queue()
-        for item in enumerate(records):
-            todo.put(item)
-        results: list[TenantOutcome | None] = [None] * len(records)
+        to_run, settled = self.probe(records, shared)
+        to_run_ids = {r.tenant_id for r in to_run}
+        if self.journal_arguments is not None:
+            journaled = [r.tenant_id for r in records if r.tenant_id in settled or r.tenant_id in to_run_ids]
+            self.journal = Journal(self.journal_arguments, journaled)
+            for outcome in settled.values():
+                self.journal.record(outcome.tenant_id, outcome.status, 0.0, outcome.error)
+        progress = Progress(len(to_run), self.progress_stream, enabled=not self.opts.plan)
+        # Ctrl-C: no new tenant, no new wave, and the pause between waves ends at once.
+        INTERRUPTER.register(self.stop.set)
+        size = self.batch_size or max(1, len(to_run))
+        waves = [to_run[i : i + size] for i in range(0, len(to_run), size)]
+        stopped_by = "--fail-fast"
+        for number, wave in enumerate(waves, start=1):
+            if number > 1:
+                failed_before = any(o.status == "failed" for o in settled.values())
+                if failed_before and not self.waves_continue:
+                    self.stop.set()
+                    stopped_by = "an earlier wave failed"
+                if self.stop.is_set():
+                    break
+                if self.batch_pause > 0:
+                    self.say(f"Pausing {self.batch_pause:g}s before the next wave.")
+                    if self.stop.wait(self.batch_pause):
+                        break
+            if len(waves) > 1:
+                self.say(
+                    self.style.MIGRATE_HEADING(f"Wave {number} of {len(waves)}: ")
+                    + ", ".join(r.tenant_id for r in wave)
+                )
+            for outcome in self.run_wave(wave, shared, progress, jobs):
+                settled[outcome.tenant_id] = outcome
+        if INTERRUPTER.fired.is_set():
+            stopped_by = "interrupted"
+        outcomes = []
+        for record in records:
+            if record.tenant_id in settled:
+                outcomes.append(settled[record.tenant_id])
+            elif record.tenant_id in to_run_ids:
+                outcome = TenantOutcome(record.tenant_id, "skipped", error=f"not reached ({stopped_by})")
+                outcomes.append(outcome)
+                if self.journal is not None:
+                    self.journal.record(outcome.tenant_id, "skipped", 0.0, outcome.error)
+        if self.journal is not None:
+            self.journal.finish()
+        return outcomes
+
+    def run_wave(
+        self, records: list[_core.TenantRecord], shared: Shared, progress: Progress, jobs: int
+    ) -> list[TenantOutcome]:
+        """Migrate ``records`` with ``jobs`` threads; outcomes are journaled by this thread as
+        they arrive."""
+        todo: queue.Queue[_core.TenantRecord] = queue.Queue()
+        for record in records:
+            todo.put(record)
+        done: queue.Queue[TenantOutcome] = queue.Queue()
 
         def worker() -> None:
             from django.db import connections
 
-            while not self.stop.is_set() and not INTERRUPTER.fired.is_set():
-                try:
-                    index, record = todo.get_nowait()
-                except queue.Empty:
-                    break
-                with self.semaphore(record):
-                    outcome = self.one(record, shared)
-                results[index] = outcome
-                progress.step(outcome.status == "failed")
-                if outcome.status == "failed" and self.fail_fast:
-                    self.stop.set()
-            connections.close_all()
+            try:
+                while not self.stop.is_set():
+                    try:
+                        record = todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    with self.semaphore(record):
+                        outcome = self.one(record, shared)
+                    done.put(outcome)
+                    progress.step(outcome.status == "failed")
+                    if outcome.status == "failed" and self.fail_fast:
+                        self.stop.set()
+            finally:
+                connections.close_all()
 
-        threads = [threading.Thread(target=worker, name=f"tenant-migrate-{i}") for i in range(jobs)]
+        count = min(jobs, len(records))
+        threads = [threading.Thread(target=worker, name=f"tenant-migrate-{i}") for i in range(count)]
         for t in threads:
             t.start()
+        outcomes = []
+        while any(t.is_alive() for t in threads) or not done.empty():
+            try:
+                outcome = done.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            outcomes.append(outcome)
+            if self.journal is not None:
+                self.journal.record(outcome.tenant_id, outcome.status, outcome.seconds, outcome.error)
         for t in threads:
             t.join()
-        return [
-            r
-            if r is not None
-            else TenantOutcome(
-                records[i].tenant_id,
-                "skipped",
-                error="not reached (interrupted)"
-                if INTERRUPTER.fired.is_set()
-                else "not reached (--fail-fast)",
-            )
-            for i, r in enumerate(results)
-        ]
+        return outcomes
 
     def one(self, record: _core.TenantRecord, shared: Shared) -> TenantOutcome:
         verbosity = 0 if self.json_report else self.opts.verbosity
@@ -220,7 +334,16 @@ class AllTenantsRun:
     def summary(self, outcomes: list[TenantOutcome]) -> dict[str, Any]:
         count = {
             s: sum(o.status == s for o in outcomes)
-            for s in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "pending", "planned")
+            for s in (
+                "migrated",
+                "up-to-date",
+                "failed",
+                "interrupted",
+                "skipped",
+                "missing",
+                "pending",
+                "planned",
+            )
         }
         cache = getattr(self.shared, "cache", None)
         return {
@@ -246,7 +369,7 @@ class AllTenantsRun:
             return
         parts = [
             f"{summary[k]} {k}"
-            for k in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "pending")
+            for k in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "missing", "pending")
             if summary[k]
         ]
         self.stdout.write(
@@ -268,8 +391,60 @@ class AllTenantsRun:
                 self.stdout.write(f"  {o.tenant_id}: {first}")
                 for line in rest:
                     self.stdout.write(f"    {line}")
+        missing = [o for o in outcomes if o.status == "missing"]
+        if missing:
+            self.stdout.write(self.style.WARNING("Missing tenants (skipped):"))
+            for o in missing:
+                self.stdout.write(f"  {o.tenant_id}: {o.error}")
         pending = [o for o in outcomes if o.status == "pending"]
         if pending:
             self.stdout.write("Tenants with unapplied migrations:")
             for o in pending:
                 self.stdout.write(f"  {o.tenant_id}")
+
+    def check(self) -> bool:
+        """``--check``: every selected tenant's pending migrations, read at once and changing
+        nothing. True when the run should fail: something pending, a tenant that could not be
+        read, or (``strict``) a missing one."""
+        records = self.select()
+        standings = read_standings(
+            records,
+            graph_json(),
+            app_label=self.opts.app_label,
+            migration_name=self.opts.migration_name,
+            jobs=self.jobs,
+        )
+        count = {state: sum(s.state == state for s in standings) for state in STATES}
+        if self.json_report:
+            self.stdout.write(
+                dump_json(
+                    {
+                        "summary": {"tenants": len(standings), **count},
+                        "tenants": [as_json(s, with_apps=False) for s in standings],
+                    }
+                )
+            )
+        else:
+            sections = (
+                ("pending", "Tenants with unapplied migrations:", None),
+                ("missing", "Missing tenants" + ("" if self.strict else " (skipped)") + ":", None),
+                ("error", "Tenants whose history could not be read:", self.style.ERROR),
+            )
+            for state, title, style in sections:
+                chosen = [s for s in standings if s.state == state]
+                if not chosen:
+                    continue
+                self.stdout.write(title, style)
+                for s in chosen:
+                    detail = ", ".join(s.lacks()) if state == "pending" else (s.error or "").splitlines()[0]
+                    self.stdout.write(f"  {s.tenant_id}: {detail}")
+            parts = [f"{count[k]} {k}" for k in STATES if count[k]]
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(f"Summary: {len(standings)} tenants")
+                + (": " + ", ".join(parts) if parts else "")
+                + "."
+            )
+        return bool(count["pending"] or count["error"] or (self.strict and count["missing"]))
+
+
+STATES = ("up-to-date", "pending", "missing", "error")

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_NAME": "{tenant_id}_db",
     "SCHEMA_NAME": "public_{tenant_id}",
     "DEFAULT_ISOLATION": "database",
+    # A template tenant kept up to date by migratealltenants, copied by createtenant --migrate
+    # (database isolation; see templates.py).
+    "TEMPLATE": False,
 }
 
 

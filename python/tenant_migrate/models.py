@@ -36,3 +36,47 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.tenant_id})"
+
+
+class MigrationRun(models.Model):
+    """One ``migratealltenants`` run that migrated (not ``--plan`` or ``--check``): the journal
+    ``--resume`` reads."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running (or interrupted)"
+        SUCCEEDED = "succeeded", "Every tenant finished"
+        FAILED = "failed", "Some tenants failed or were not reached"
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # The target and the options that decide what ran (app_label, migration_name, fake...).
+    arguments = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "tenant_migrate_migrationrun"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} ({self.status})"
+
+
+class MigrationRunTenant(models.Model):
+    """One tenant of a run; ``not-reached`` until its outcome is known."""
+
+    run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="tenants")
+    tenant_id = models.CharField(max_length=63)
+    position = models.PositiveIntegerField()
+    # not-reached, migrated, up-to-date, failed, skipped, missing
+    status = models.CharField(max_length=16, default="not-reached")
+    error = models.TextField(blank=True, default="")
+    seconds = models.FloatField(default=0.0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tenant_migrate_migrationruntenant"
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "tenant_id"], name="tenant_migrate_run_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.status}"

@@ -66,8 +66,10 @@ def validate(spec: TenantSpec) -> None:
         raise TenantConfigError("The tenant name must not be empty.")
 
 
-def create_tenant(spec: TenantSpec) -> str:
-    """Register and provision a tenant; returns where its data lives, for the user."""
+def create_tenant(spec: TenantSpec, provisioner: Any = None) -> str:
+    """Register and provision a tenant; returns where its data lives, for the user.
+    ``provisioner(settings_dict, schema)`` may provision it instead (a template copy); when it
+    returns None, the tenant is provisioned empty."""
     validate(spec)
     tenant = Tenant(
         tenant_id=spec.tenant_id,
@@ -80,7 +82,8 @@ def create_tenant(spec: TenantSpec) -> str:
     settings_dict, schema = tenant_settings(tenant)
     with transaction.atomic(using="default"):
         tenant.save(using="default")
-        return provision(settings_dict, schema)
+        copied = provisioner(settings_dict, schema) if provisioner is not None else None
+        return copied if copied is not None else provision(settings_dict, schema)
 
 
 def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
@@ -107,7 +110,8 @@ def check_pg_identifier(kind: str, name: str) -> None:
         )
 
 
-def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str:
+def provision_postgres(settings_dict: dict[str, Any], schema: str | None, template: str | None = None) -> str:
+    """Create the database (as a copy of ``template`` when given) or the schema."""
     import psycopg
 
     params = {
@@ -124,10 +128,13 @@ def provision_postgres(settings_dict: dict[str, Any], schema: str | None) -> str
     try:
         if schema is None:
             with psycopg.connect(dbname="postgres", **params) as conn:
-                conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+                copy = f" TEMPLATE {quote_ident(template)}" if template else ""
+                conn.execute(f"CREATE DATABASE {quote_ident(name)}{copy}")
             return f"database {name}"
         with psycopg.connect(dbname=name, **params) as conn:
             conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+    except psycopg.errors.ObjectInUse:
+        raise  # a template in use: the caller decides
     except psycopg.OperationalError as err:
         raise ProvisioningConnectionError(str(err).strip()) from None
     except psycopg.errors.DuplicateDatabase:

@@ -136,6 +136,18 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
         .map_err(|e| DbError::Connect(connect_reason(&e)))
 }
 
+/// Close the idle pooled connections to one database (before it is used as a template: a
+/// database with other sessions cannot be copied).
+pub fn release_idle(params: &ConnectionParams) -> Result<usize, DbError> {
+    let (_, key) = config(params)?;
+    let released = pool()
+        .lock()
+        .ok()
+        .and_then(|mut p| p.remove(&key))
+        .map_or(0, |idle| idle.len());
+    Ok(released)
+}
+
 impl PostgresBackend {
     pub fn open(params: &ConnectionParams, interrupt: Interrupt) -> Result<Self, DbError> {
         let ConnectionParams::Postgresql {

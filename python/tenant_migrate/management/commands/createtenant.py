@@ -74,9 +74,12 @@ class Command(BaseCommand):
                 raise Error(f"--connection is not valid JSON: {err}") from None
             if not isinstance(overrides, dict):
                 raise Error("--connection must be a JSON object.")
-            where = create_tenant(
-                TenantSpec(tenant_id, name, isolation, database_name, schema_name, overrides)
-            )
+            spec = TenantSpec(tenant_id, name, isolation, database_name, schema_name, overrides)
+            copied: list[str] = []
+            provisioner = None
+            if options["migrate"]:
+                provisioner = template_provisioner(options, spec, copied, self.stdout)
+            where = create_tenant(spec, provisioner)
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
@@ -85,6 +88,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Tenant '{tenant_id}' created ({name}, {isolation} isolation: {where}).")
             )
+            if copied:
+                self.stdout.write(f"Copied from the tenant template ({copied[0]}).")
         if options["migrate"]:
             call_command(
                 "migratetenant",
@@ -95,3 +100,35 @@ class Command(BaseCommand):
                 stderr=self.stderr._out,
                 no_color=options.get("no_color", False),
             )
+
+
+def template_provisioner(options: dict[str, Any], spec: TenantSpec, copied: list[str], stdout: Any) -> Any:
+    """With TENANT_MIGRATE["TEMPLATE"]: provision the new tenant as a copy of an up-to-date
+    template of its isolation (made first if there is none); otherwise (behind, busy, another
+    server, a schema a copy would miss) None, and the tenant is migrated from zero."""
+    from tenant_migrate import templates
+    from tenant_migrate.runner import Shared
+
+    if not templates.enabled() or spec.connection:
+        return None
+    shared = Shared()
+    state = templates.standing(shared, spec.isolation)
+    if state.missing:
+        templates.refresh(shared, spec.isolation)
+        state = templates.standing(shared, spec.isolation)
+    if state.state != "up-to-date":
+        if options["verbosity"] >= 1:
+            stdout.write(
+                "The tenant template is behind the migrations on disk (migratealltenants brings it up "
+                "to date): migrating from zero."
+            )
+        return None
+    applied = len(state.history)
+
+    def provision(settings_dict: dict[str, Any], schema: str | None) -> str | None:
+        where = templates.copy_into(settings_dict, schema)
+        if where is not None:
+            copied.append(f"{applied} migrations already applied")
+        return where
+
+    return provision

@@ -10,8 +10,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
+from tenant_migrate.journal import resume_selection
 from tenant_migrate.management.options import add_migrate_arguments, migrate_options
-from tenant_migrate.runner import check_app_label
+from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
+from tenant_migrate.runner import MigrateOptions, Shared, check_app_label, list_tenants
 
 
 def default_jobs() -> int:
@@ -51,31 +53,50 @@ class Command(BaseCommand):
             dest="fail_fast",
             help="Start no new tenant after the first failure (running ones finish).",
         )
-        parser.set_defaults(fail_fast=False)
+        # None: not given (waves then stop after a failed wave; see --batch-size).
+        parser.set_defaults(fail_fast=None)
         parser.add_argument("--json", action="store_true", help="Print a machine-readable report.")
+        add_rollout_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["jobs"] < 1:
             raise Error("--jobs must be at least 1.")
-        opts = migrate_options(options, skip_up_to_date=True)
-        run = AllTenantsRun(
-            opts,
-            jobs=options["jobs"],
-            per_server=options["jobs_per_server"],
-            fail_fast=options["fail_fast"],
-            tenant_ids=options["tenant_ids"],
-            stdout=self.stdout,
-            style=self.style,
-            progress=sys.stderr,
-            json_report=options["json"],
-        )
+        check_rollout_arguments(options)
         began = time.monotonic()
         with watch_sigint() as interrupter:
             try:
+                resumed = self.resume_target(options) if options["resume"] else None
+                opts = migrate_options(options, skip_up_to_date=True)
                 check_app_label(opts)
+                tenant_ids = selected_ids(options, resumed)
+                if resumed is not None and not tenant_ids:
+                    self.stdout.write("Nothing to resume: every tenant of the last run finished.")
+                    return
+                journal = not (opts.plan or options["check_unapplied"])
+                run = AllTenantsRun(
+                    opts,
+                    jobs=options["jobs"],
+                    per_server=options["jobs_per_server"],
+                    fail_fast=options["fail_fast"],
+                    tenant_ids=tenant_ids,
+                    stdout=self.stdout,
+                    style=self.style,
+                    progress=sys.stderr,
+                    json_report=options["json"],
+                    exclude=options["exclude"],
+                    strict=options["strict"],
+                    limit=options["limit"],
+                    batch_size=options["batch_size"],
+                    batch_pause=options["batch_pause"],
+                    journal_arguments=journal_arguments(opts) if journal else None,
+                )
+                if options["check_unapplied"]:
+                    if run.check():
+                        sys.exit(1)
+                    return
                 outcomes = run.run()
             except Exception as exc:
-                if options.get("traceback"):
+                if options.get("traceback") and not isinstance(exc, Error):
                     raise
                 raise to_command_error(exc) from exc
         run.print_report(outcomes, time.monotonic() - began)
@@ -87,8 +108,117 @@ class Command(BaseCommand):
                 self.style.ERROR,
             )
             sys.exit(EXIT_STATUS)
+        try:
+            refresh_template(self, run.shared, opts, options, outcomes)
+        except Exception as exc:
+            # The tenants' outcome stands; the template is only not used until a later run.
+            problem = to_command_error(exc)
+            self.stderr.write(f"Warning: the tenant template was not brought up to date: {problem}")
         failed = [o for o in outcomes if o.status in ("failed", "skipped")]
         if failed:
             raise Error(
                 f"{len(failed)} of {len(outcomes)} tenants failed: {', '.join(o.tenant_id for o in failed)}"
             )
+
+    def resume_target(self, options: dict[str, Any]) -> list[str]:
+        """The tenants --resume runs; the last run's target unless one is given."""
+        last, ids = resume_selection()
+        if options["app_label"] is None:
+            options["app_label"] = last.arguments.get("app_label")
+            options["migration_name"] = last.arguments.get("migration_name")
+        if ids and options["verbosity"] >= 1 and not options["json"]:
+            self.stdout.write(f"Resuming run #{last.pk}: {len(ids)} tenants failed or were not reached.")
+        return ids
+
+
+def add_rollout_arguments(parser: CommandParser) -> None:
+    add_selection_arguments(parser, tenant_id=False)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        dest="check_unapplied",
+        help="Exit with status 1 if any tenant has unapplied migrations, listing each with what it "
+        "lacks; changes nothing.",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="Tenants whose database or schema does not exist are errors (default: reported as "
+        "missing and skipped).",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="Migrate only the first N tenants (tenant-id order) that have something pending: a canary.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="Roll out in waves of N tenants (tenant-id order); a wave with a failure stops the "
+        "rollout unless --continue-on-error is given.",
+    )
+    parser.add_argument(
+        "--batch-pause",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="Wait this long between waves.",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Run again only the tenants that failed or were not reached in the last run (its "
+        "target too, unless one is given).",
+    )
+
+
+def check_rollout_arguments(options: dict[str, Any]) -> None:
+    if options["limit"] is not None and options["limit"] < 1:
+        raise Error("--limit must be at least 1.")
+    if options["batch_size"] is not None and options["batch_size"] < 1:
+        raise Error("--batch-size must be at least 1.")
+    if options["batch_pause"] < 0:
+        raise Error("--batch-pause must not be negative.")
+    if options["batch_pause"] and not options["batch_size"]:
+        raise Error("--batch-pause needs --batch-size.")
+    if options["resume"] and (options["tenant_ids"] or options["tenants_from"]):
+        raise Error(
+            "--resume chooses the tenants itself; it cannot be combined with --tenant-id or --tenants-from."
+        )
+
+
+def selected_ids(options: dict[str, Any], resumed: list[str] | None) -> list[str] | None:
+    """The tenant ids named on the command line, in a file, or by --resume (None: every tenant)."""
+    if resumed is not None:
+        existing = {r.tenant_id for r in list_tenants()}
+        return [t for t in resumed if t in existing]
+    return named_tenant_ids(options)
+
+
+def journal_arguments(opts: MigrateOptions) -> dict[str, Any]:
+    return {
+        "app_label": opts.app_label,
+        "migration_name": opts.migration_name,
+        "fake": opts.fake,
+        "fake_initial": opts.fake_initial,
+    }
+
+
+def refresh_template(
+    command: BaseCommand, shared: Shared, opts: MigrateOptions, options: dict[str, Any], outcomes: list[Any]
+) -> None:
+    """A full run (every tenant, to the latest migrations) also brings the tenant template up
+    to date (TENANT_MIGRATE["TEMPLATE"])."""
+    from tenant_migrate import templates
+
+    partial = opts.app_label or opts.plan or opts.fake or opts.fake_initial or options["resume"]
+    selected = options["tenant_ids"] or options["tenants_from"] or options["exclude"] or options["limit"]
+    if not templates.enabled() or partial or selected:
+        return
+    if any(o.status in ("failed", "skipped") for o in outcomes):
+        return
+    for line in templates.refresh_existing(shared):
+        if options["verbosity"] >= 1 and not options["json"]:
+            command.stdout.write(line)

@@ -38,6 +38,12 @@ class Command(BaseCommand):
             dest="prune",
             help="Delete nonexistent migrations from the django_migrations table.",
         )
+        parser.add_argument(
+            "--sql",
+            action="store_true",
+            help="Print the SQL each pending migration would run on this tenant, changing nothing; "
+            "migrations that run Python are marked.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = options["tenant_id"]
@@ -50,6 +56,8 @@ class Command(BaseCommand):
         out = Output(self.stdout, self.style, opts.verbosity)
         with watch_sigint() as interrupter:
             try:
+                if options["sql"]:
+                    return sql_preview(tenant_id, opts, options, Output(self.stdout, self.style, 1))
                 migrate_tenant(tenant_id, opts, out)
             except UnappliedMigrations:
                 sys.exit(1)
@@ -60,3 +68,15 @@ class Command(BaseCommand):
                 if options.get("traceback"):
                     raise
                 raise to_command_error(exc, tenant_id) from exc
+
+
+def sql_preview(tenant_id: str, opts: Any, options: dict[str, Any], out: Output) -> None:
+    from tenant_migrate.errors import Error
+    from tenant_migrate.preview import print_sql
+
+    clashing = [f"--{o.replace('_', '-')}" for o in ("plan", "fake", "fake_initial", "prune") if options[o]]
+    if options["check_unapplied"]:
+        clashing.append("--check")
+    if clashing:
+        raise Error(f"--sql cannot be combined with {', '.join(clashing)}.")
+    print_sql(tenant_id, opts, out)

@@ -130,4 +130,5 @@ TENANT_MIGRATE = {
     "TENANT_APPS": None,  # None = every app with migrations except tenant_migrate
     "SQLITE_DIR": os.environ["TM_TENANT_DIR"],
     "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
+    "TEMPLATE": os.environ.get("TM_TENANT_TEMPLATE") == "1",
 }

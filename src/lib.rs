@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::graph::{GraphSpec, Key};
 use crate::plan::{Header, Step, TargetRequest};
 use crate::report::StepReport as CoreStepReport;
+use crate::tenant::RegistrySpec;
 
 /// Bumped whenever the JSON handed over by Python changes shape.
 const GRAPH_FORMAT_VERSION: u32 = graph::GRAPH_FORMAT_VERSION;
@@ -430,12 +431,17 @@ fn record_to_py(record: tenant::TenantRecord) -> TenantRecord {
     }
 }
 
-/// Every tenant of the registry, ordered by tenant id.
+/// Every tenant of the registry, ordered by tenant id. `registry_json` names the table and
+/// the column (or fixed value) of each record field: see `tenant::RegistrySpec`.
 #[pyfunction]
-fn list_tenants(py: Python<'_>, master_json: &str, table: &str) -> PyResult<Vec<TenantRecord>> {
+fn list_tenants(
+    py: Python<'_>,
+    master_json: &str,
+    registry_json: &str,
+) -> PyResult<Vec<TenantRecord>> {
     let records = py.detach(|| {
         let master = ConnectionParams::from_json(master_json)?;
-        tenant::list(&master, table)
+        tenant::list(&master, &RegistrySpec::from_json(registry_json)?)
     })?;
     Ok(records.into_iter().map(record_to_py).collect())
 }
@@ -445,12 +451,12 @@ fn list_tenants(py: Python<'_>, master_json: &str, table: &str) -> PyResult<Vec<
 fn lookup_tenant(
     py: Python<'_>,
     master_json: &str,
-    table: &str,
+    registry_json: &str,
     tenant_id: &str,
 ) -> PyResult<TenantRecord> {
     let record = py.detach(|| {
         let master = ConnectionParams::from_json(master_json)?;
-        tenant::lookup(&master, table, tenant_id)
+        tenant::lookup(&master, &RegistrySpec::from_json(registry_json)?, tenant_id)
     })?;
     Ok(record_to_py(record))
 }

@@ -20,6 +20,11 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_NAME": "{tenant_id}_db",
     "SCHEMA_NAME": "public_{tenant_id}",
     "DEFAULT_ISOLATION": "database",
+    # A swapped tenant model (TENANT_MIGRATE_TENANT_MODEL): record field -> model field name,
+    # or None where the model has none (see registry.py). Unlisted: a field of the same name.
+    "TENANT_FIELDS": None,
+    # Stored isolation values and what they mean, e.g. {"SCH": "schema", "DB": "database"}.
+    "ISOLATION_VALUES": None,
 }
 
 
@@ -47,4 +52,9 @@ def tenant_apps() -> list[str] | None:
 
 def is_tenant_app(label: str) -> bool:
     apps = tenant_apps()
-    return label != "tenant_migrate" if apps is None else label in apps
+    if apps is None:
+        # The registry lives in the master database only, whichever app holds it.
+        from .registry import tenant_app_label
+
+        return label not in ("tenant_migrate", tenant_app_label())
+    return label in apps

@@ -18,7 +18,8 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
-from .models import Tenant, validate_tenant_id
+from .models import validate_tenant_id
+from .registry import ISOLATIONS, new_tenant, shares_field, tenant_exists
 
 PG_MAX_IDENTIFIER_BYTES = 63
 
@@ -38,9 +39,11 @@ class TenantSpec:
 
 
 def defaults_for(tenant_id: str) -> tuple[str, str]:
+    # A tenant model whose schema name is its tenant id (django-tenants' schema_name).
+    schema = tenant_id if shares_field("schema_name", "tenant_id") else conf.get("SCHEMA_NAME")
     return (
         conf.get("DATABASE_NAME").format(tenant_id=tenant_id),
-        conf.get("SCHEMA_NAME").format(tenant_id=tenant_id),
+        schema.format(tenant_id=tenant_id),
     )
 
 
@@ -54,9 +57,9 @@ def validate(spec: TenantSpec) -> None:
             f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
             "in DATABASES; choose another tenant id."
         )
-    if Tenant.objects.filter(tenant_id=spec.tenant_id).exists():
+    if tenant_exists(spec.tenant_id):
         raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
-    if spec.isolation not in Tenant.Isolation.values:
+    if spec.isolation not in ISOLATIONS:
         raise TenantConfigError(f"Invalid isolation '{spec.isolation}'; choose 'database' or 'schema'.")
     if not spec.name.strip():
         raise TenantConfigError("The tenant name must not be empty.")
@@ -65,15 +68,21 @@ def validate(spec: TenantSpec) -> None:
 def create_tenant(spec: TenantSpec) -> str:
     """Register and provision a tenant; returns where its data lives, for the user."""
     validate(spec)
-    tenant = Tenant(
-        tenant_id=spec.tenant_id,
-        name=spec.name,
-        isolation=spec.isolation,
-        database_name=spec.database_name if spec.isolation == "database" else "",
-        schema_name=spec.schema_name if spec.isolation == "schema" else "",
-        connection=spec.connection,
+    if spec.isolation == "database":
+        spec.schema_name = ""
+    else:
+        spec.database_name = ""
+    tenant = new_tenant(
+        {
+            "tenant_id": spec.tenant_id,
+            "name": spec.name,
+            "isolation": spec.isolation,
+            "database_name": spec.database_name,
+            "schema_name": spec.schema_name,
+            "connection": spec.connection,
+        }
     )
-    settings_dict, schema = tenant_settings(tenant)
+    settings_dict, schema = tenant_settings(spec)
     with transaction.atomic(using="default"):
         tenant.save(using="default")
         return provision(settings_dict, schema)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any
 
@@ -65,7 +64,7 @@ class Command(BaseCommand):
             tenant_ids=options["tenant_ids"],
             stdout=self.stdout,
             style=self.style,
-            progress=sys.stderr,
+            progress=self.stderr._out,  # the command's stderr, so call_command can capture it
             json_report=options["json"],
         )
         began = time.monotonic()

@@ -461,6 +461,12 @@ fn lookup_tenant(
     Ok(record_to_py(record))
 }
 
+/// Close the idle PostgreSQL connections kept for reuse by later tenants; returns how many.
+#[pyfunction]
+fn close_idle_connections(py: Python<'_>) -> usize {
+    py.detach(backend::postgres::close_idle)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GRAPH_FORMAT_VERSION", GRAPH_FORMAT_VERSION)?;
@@ -468,6 +474,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lookup_tenant, m)?)?;
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
     m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
+    m.add_function(wrap_pyfunction!(close_idle_connections, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<TenantDatabase>()?;
     m.add_class::<Plan>()?;

@@ -28,9 +28,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def configured() -> dict[str, Any]:
+    """The TENANT_MIGRATE setting as given (a copy), without defaults."""
+    return dict(getattr(settings, "TENANT_MIGRATE", {}) or {})
+
+
 def get(name: str) -> Any:
-    configured = getattr(settings, "TENANT_MIGRATE", {}) or {}
-    return configured.get(name, DEFAULTS[name])
+    return configured().get(name, DEFAULTS[name])
 
 
 def base_alias() -> str:

@@ -90,6 +90,11 @@ def test_force_color_and_no_color(tenant_id: str) -> None:
     assert not ANSI.search(run("migratetenant", tenant_id=tenant_id, no_color=True))
     all_colored = run("migratealltenants", tenant_ids=[tenant_id], jobs=1, force_color=True)
     assert ANSI.search(all_colored)
+    # createtenant --migrate passes the colour choice on to migratetenant.
+    nested = run(
+        "createtenant", tenant_id=f"{tenant_id}-m", interactive=False, migrate=True, force_color=True
+    )
+    assert ANSI.search(nested.splitlines()[-1]), nested
     with pytest.raises(CommandError, match=r"--no-color and --force-color options can.t be used together"):
         run("migratetenant", tenant_id=tenant_id, no_color=True, force_color=True)
 

@@ -104,6 +104,14 @@ def test_wheel_installs_and_runs_the_quick_start_without_a_toolchain(wheel: Path
         "TM_MASTER_SQLITE": str(tmp_path / "master.sqlite3"),
         "TM_TENANT_DIR": str(tmp_path / "tenants"),
     }
+    # Every module imports with only Django installed (tenant_migrate.testing is a pytest
+    # plugin: it needs pytest, which whoever loads it has).
+    every_module = (
+        "import django, importlib, pkgutil, tenant_migrate; django.setup(); "
+        "names = [m.name for m in pkgutil.walk_packages(tenant_migrate.__path__, 'tenant_migrate.')]; "
+        "[importlib.import_module(n) for n in names if n != 'tenant_migrate.testing']; print(len(names))"
+    )
+    assert int(run([python, "-c", every_module], project, env).stdout) > 20
     manage = [python, "manage.py"]
     run([*manage, "migrate", "--no-input", "--verbosity=0"], project, env)
     created = run(

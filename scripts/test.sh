@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    maturin nox ruff mypy
+    maturin nox ruff mypy ziglang
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
@@ -18,10 +18,13 @@ ruff check python tests django_app bench noxfile.py
 ruff format --check python tests django_app bench noxfile.py
 python3 -m mypy.stubtest tenant_migrate._core
 
-# One wheel per run: tests/test_wheel.py and every nox session install this one.
+# One wheel per run: tests/test_wheel.py and every nox session install this one. It is the
+# release wheel: linked by zig for manylinux2014 (glibc 2.17+), so it installs on older
+# distributions too, and checked for that policy by maturin.
 dist=target/dist-test
 rm -rf "$dist"
-maturin build --release --quiet --out "$dist"
+zig_dir="$(python3 -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')"
+PATH="$zig_dir:$PATH" maturin build --release --zig --compatibility manylinux2014 --quiet --out "$dist"
 maturin sdist --out "$dist" >/dev/null
 TM_WHEEL="$(realpath "$dist"/*.whl)"
 TM_SDIST="$(realpath "$dist"/*.tar.gz)"

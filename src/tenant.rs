@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use postgres::types::Type;
 use serde::Deserialize;
 
 use crate::backend::postgres::{connect, pg_err};
@@ -205,10 +206,12 @@ fn read(
         }
         ConnectionParams::Postgresql { .. } => {
             let mut client = connect(master)?;
+            // Typed parameters: no prepared statement round trip (and none left behind a
+            // transaction-pooling proxy).
             let exists = client
-                .query_one(
+                .query_typed_one(
                     "SELECT to_regclass($1) IS NOT NULL",
-                    &[&quote_ident(&spec.table)?],
+                    &[(&quote_ident(&spec.table)?, Type::TEXT)],
                 )
                 .map_err(pg_err)?
                 .get::<_, bool>(0);
@@ -216,8 +219,11 @@ fn read(
                 return Err(missing_registry(&spec.table));
             }
             let rows = match tenant_id {
-                Some(id) => client.query(&format!("{select} WHERE {id_column} = $1"), &[&id]),
-                None => client.query(&format!("{select} ORDER BY {id_column}"), &[]),
+                Some(id) => client.query_typed(
+                    &format!("{select} WHERE {id_column} = $1"),
+                    &[(&id, Type::TEXT)],
+                ),
+                None => client.query_typed(&format!("{select} ORDER BY {id_column}"), &[]),
             }
             .map_err(pg_err)?;
             rows.iter()

@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# Quick start, command 2: the whole test suite (Rust units, lints, pytest on SQLite and
-# PostgreSQL). PostgreSQL tests need a server (TM_TEST_PG, default
+# Quick start, command 2: the whole test suite. Rust units and lints first, then one release
+# wheel (and an sdist) for the run, then pytest on every supported Django version through nox
+# (Django 4.2 and 5.2; 6.0 too where a Python 3.12+ interpreter is found), each session in its
+# own virtualenv with that wheel installed. Arguments go to pytest in every session.
+# PostgreSQL tests need a server (TM_TEST_PG, default
 # postgresql://postgres@127.0.0.1:5432/postgres); without one they are skipped with the reason,
 # unless TM_REQUIRE_POSTGRES=1 (as in CI), which turns a skip into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    maturin "Django>=5.2,<5.3" "pytest>=8" "hypothesis>=6" "psycopg[binary]>=3.1" ruff mypy
-# Third-party apps with long migration histories, for the real-world differential tests.
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    -r tests/requirements-realworld.txt
+    maturin nox ruff mypy ziglang
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
-ruff check python tests django_app bench
-ruff format --check python tests django_app bench
+ruff check python tests django_app bench noxfile.py
+ruff format --check python tests django_app bench noxfile.py
 python3 -m mypy.stubtest tenant_migrate._core
-python3 -m pytest "$@"
+
+# One wheel per run: tests/test_wheel.py and every nox session install this one. It is the
+# release wheel: linked by zig for manylinux2014 (glibc 2.17+), so it installs on older
+# distributions too, and checked for that policy by maturin.
+dist=target/dist-test
+rm -rf "$dist"
+zig_dir="$(python3 -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')"
+PATH="$zig_dir:$PATH" maturin build --release --zig --compatibility manylinux2014 --quiet --out "$dist"
+maturin sdist --out "$dist" >/dev/null
+TM_WHEEL="$(realpath "$dist"/*.whl)"
+TM_SDIST="$(realpath "$dist"/*.tar.gz)"
+export TM_WHEEL TM_SDIST
+
+sessions=("tests(django='4.2')" "tests(django='5.2')")
+if python3 -c 'import sys, noxfile; sys.exit(0 if noxfile.PYTHON_FOR_DJANGO6 else 1)'; then
+    sessions+=("django6")
+else
+    echo "Django 6.0: not tested, it needs Python 3.12+ and none was found."
+fi
+python3 -m nox --no-reuse-existing-virtualenvs -s "${sessions[@]}" -- "$@"

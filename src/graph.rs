@@ -50,6 +50,10 @@ pub struct GraphSpec {
     /// Apps that have a migrations module (Django's `loader.migrated_apps`).
     #[serde(default)]
     pub migrated_apps: Vec<String>,
+    /// Django 6.0+: `migration_plan` reloads the graph without replacements for any target
+    /// missing from it (a migration replaced by a squash); before 6.0 only for an applied one.
+    #[serde(default)]
+    pub reload_missing_targets: bool,
 }
 
 impl GraphSpec {
@@ -93,6 +97,9 @@ pub struct Graph {
     next_seq: usize,
     /// Django's `loader.applied_migrations` after replacement bookkeeping.
     pub applied: BTreeSet<Key>,
+    /// Built with replacements, for a Django whose `migration_plan` reloads without them
+    /// when any target is missing (`GraphSpec::reload_missing_targets`).
+    pub reload_missing_targets: bool,
 }
 
 pub fn py_repr(key: &Key) -> String {
@@ -110,6 +117,7 @@ impl Graph {
             nodes: BTreeMap::new(),
             next_seq: 0,
             applied: recorded.clone(),
+            reload_missing_targets: replace_migrations && spec.reload_missing_targets,
         };
         for m in &spec.migrations {
             g.add_node((m.app.clone(), m.name.clone()));
@@ -480,6 +488,7 @@ mod tests {
             version: 1,
             migrations,
             migrated_apps: vec![],
+            reload_missing_targets: false,
         }
     }
 

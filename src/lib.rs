@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::graph::{GraphSpec, Key};
 use crate::plan::{Header, Step, TargetRequest};
 use crate::report::StepReport as CoreStepReport;
+use crate::tenant::RegistrySpec;
 
 /// Bumped whenever the JSON handed over by Python changes shape.
 const GRAPH_FORMAT_VERSION: u32 = graph::GRAPH_FORMAT_VERSION;
@@ -511,12 +512,17 @@ fn record_to_py(record: tenant::TenantRecord) -> TenantRecord {
     }
 }
 
-/// Every tenant of the registry, ordered by tenant id.
+/// Every tenant of the registry, ordered by tenant id. `registry_json` names the table and
+/// the column (or fixed value) of each record field: see `tenant::RegistrySpec`.
 #[pyfunction]
-fn list_tenants(py: Python<'_>, master_json: &str, table: &str) -> PyResult<Vec<TenantRecord>> {
+fn list_tenants(
+    py: Python<'_>,
+    master_json: &str,
+    registry_json: &str,
+) -> PyResult<Vec<TenantRecord>> {
     let records = py.detach(|| {
         let master = ConnectionParams::from_json(master_json)?;
-        tenant::list(&master, table)
+        tenant::list(&master, &RegistrySpec::from_json(registry_json)?)
     })?;
     Ok(records.into_iter().map(record_to_py).collect())
 }
@@ -526,12 +532,12 @@ fn list_tenants(py: Python<'_>, master_json: &str, table: &str) -> PyResult<Vec<
 fn lookup_tenant(
     py: Python<'_>,
     master_json: &str,
-    table: &str,
+    registry_json: &str,
     tenant_id: &str,
 ) -> PyResult<TenantRecord> {
     let record = py.detach(|| {
         let master = ConnectionParams::from_json(master_json)?;
-        tenant::lookup(&master, table, tenant_id)
+        tenant::lookup(&master, &RegistrySpec::from_json(registry_json)?, tenant_id)
     })?;
     Ok(record_to_py(record))
 }
@@ -669,6 +675,12 @@ fn tenant_status(
     Ok(statuses)
 }
 
+/// Close the idle PostgreSQL connections kept for reuse by later tenants; returns how many.
+#[pyfunction]
+fn close_idle_connections(py: Python<'_>) -> usize {
+    py.detach(backend::postgres::close_idle)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GRAPH_FORMAT_VERSION", GRAPH_FORMAT_VERSION)?;
@@ -678,6 +690,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_tenants, m)?)?;
     m.add_function(wrap_pyfunction!(tenant_status, m)?)?;
     m.add_function(wrap_pyfunction!(release_idle_connections, m)?)?;
+    m.add_function(wrap_pyfunction!(close_idle_connections, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<RunLock>()?;
     m.add_class::<TenantDatabase>()?;

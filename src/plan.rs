@@ -85,7 +85,8 @@ pub fn plan_for_target(
     let (graph, steps) = match migration_plan(&graph, &targets, false)? {
         Some(steps) => (graph, steps),
         None => {
-            // A backwards target that was replaced: Django reloads without squashes.
+            // A replaced target (before Django 6.0: an applied one): Django reloads the
+            // graph without squashes.
             replace_migrations = false;
             let plain = Graph::build(spec, recorded, false)?;
             let steps = migration_plan(&plain, &targets, false)?
@@ -307,6 +308,9 @@ pub fn migration_plan(
             }
             Some(name) => {
                 let target = (app.clone(), name.clone());
+                if graph.reload_missing_targets && !graph.is_real(&target) {
+                    return Ok(None);
+                }
                 if applied.contains(&target) {
                     if !graph.is_real(&target) {
                         return Ok(None);
@@ -383,6 +387,7 @@ mod tests {
                 ),
             ],
             migrated_apps: vec!["users".into(), "products".into(), "orders".into()],
+            reload_missing_targets: false,
         }
     }
 
@@ -443,6 +448,29 @@ mod tests {
         spec.migrations[1].replaces = vec![k("users", "0003_gone")];
         let (_, blocking) = prune_candidates(&spec, &recorded, "users");
         assert_eq!(blocking, vec![k("users", "0002_alter_user_email")]);
+    }
+
+    #[test]
+    fn a_replaced_unapplied_target_is_valid_from_django_6() {
+        let mut spec = example();
+        let mut squash = spec.migrations[1].clone();
+        squash.name = "0001_squashed_0002".into();
+        squash.dependencies = vec![];
+        squash.replaces = vec![
+            k("users", "0001_initial"),
+            k("users", "0002_alter_user_email"),
+        ];
+        spec.migrations.push(squash);
+        let target = req(Some("users"), Some("0001_initial"));
+        // Django 5.2: the replaced migration is not in the graph.
+        let before = plan_for_target(&spec, &BTreeSet::new(), &target).unwrap_err();
+        assert!(matches!(before, PlanError::NodeNotFound(_)), "{before:?}");
+        // Django 6.0: reloaded without the squash, and planned.
+        spec.reload_missing_targets = true;
+        let plan = plan_for_target(&spec, &BTreeSet::new(), &target).unwrap();
+        assert!(!plan.replace_migrations);
+        let keys: Vec<Key> = plan.steps.iter().map(|s| s.key.clone()).collect();
+        assert_eq!(keys, vec![k("users", "0001_initial")]);
     }
 
     #[test]

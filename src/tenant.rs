@@ -1,6 +1,12 @@
 //! The tenant registry: a table in the master database, read directly with a bound tenant id.
+//!
+//! Which table and which columns is data from the Python side (`RegistrySpec`), so a swapped
+//! tenant model (say one made for django-tenants) is read the same way as the package's own.
+
+use std::collections::BTreeMap;
 
 use postgres::types::Type;
+use serde::Deserialize;
 
 use crate::backend::postgres::{connect, pg_err};
 use crate::backend::{quote_ident, ConnectionParams};
@@ -18,7 +24,116 @@ pub struct TenantRecord {
     pub connection: String,
 }
 
-const COLUMNS: &str = "\"tenant_id\", \"name\", \"isolation\", \"database_name\", \"schema_name\"";
+/// Where one field of a `TenantRecord` comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// A column of the registry table (NULL reads as the empty string).
+    Column(String),
+    /// The same for every tenant; `{tenant_id}` is replaced by the tenant's id.
+    Value(String),
+}
+
+/// The registry table and the column of each record field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySpec {
+    pub table: String,
+    /// Column of the tenant id: unique, compared with the bound id, and the listing order.
+    pub tenant_id: String,
+    pub name: Source,
+    pub isolation: Source,
+    pub database_name: Source,
+    pub schema_name: Source,
+    pub connection: Source,
+    /// Stored isolation values and what they mean (`{"SCH": "schema", "DB": "database"}`);
+    /// a value not listed is kept as stored.
+    #[serde(default)]
+    pub isolation_values: BTreeMap<String, String>,
+}
+
+impl RegistrySpec {
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|e| {
+            Error::InvalidArgument(format!("invalid tenant registry description: {e}"))
+        })
+    }
+
+    /// The package's own table (`tenant_migrate.Tenant`), every field a column of its name.
+    pub fn default_table() -> Self {
+        let column = |name: &str| Source::Column(name.to_string());
+        RegistrySpec {
+            table: "tenant_migrate_tenant".into(),
+            tenant_id: "tenant_id".into(),
+            name: column("name"),
+            isolation: column("isolation"),
+            database_name: column("database_name"),
+            schema_name: column("schema_name"),
+            connection: column("connection"),
+            isolation_values: BTreeMap::new(),
+        }
+    }
+
+    fn sources(&self) -> [&Source; 5] {
+        [
+            &self.name,
+            &self.isolation,
+            &self.database_name,
+            &self.schema_name,
+            &self.connection,
+        ]
+    }
+
+    /// `SELECT` of the tenant id and every column-backed field, each read as text (so a
+    /// varchar, text or json column all arrive as a string), without the filter.
+    fn select(&self) -> Result<String, Error> {
+        let mut columns = vec![quote_ident(&self.tenant_id)?];
+        for source in self.sources() {
+            if let Source::Column(name) = source {
+                columns.push(quote_ident(name)?);
+            }
+        }
+        let list = columns
+            .iter()
+            .map(|c| format!("CAST({c} AS TEXT)"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(format!("SELECT {list} FROM {}", quote_ident(&self.table)?))
+    }
+
+    /// A record from the selected values, in `select()`'s order.
+    fn record(&self, values: Vec<Option<String>>) -> TenantRecord {
+        let mut values = values.into_iter().map(Option::unwrap_or_default);
+        let tenant_id = values.next().unwrap_or_default();
+        let mut field = |source: &Source| match source {
+            Source::Column(_) => values.next().unwrap_or_default(),
+            Source::Value(template) => template.replace("{tenant_id}", &tenant_id),
+        };
+        let name = field(&self.name);
+        let stored_isolation = field(&self.isolation);
+        let isolation = self
+            .isolation_values
+            .get(&stored_isolation)
+            .cloned()
+            .unwrap_or(stored_isolation);
+        TenantRecord {
+            name,
+            isolation,
+            database_name: field(&self.database_name),
+            schema_name: field(&self.schema_name),
+            connection: field(&self.connection),
+            tenant_id: tenant_id.clone(),
+        }
+    }
+
+    fn width(&self) -> usize {
+        1 + self
+            .sources()
+            .iter()
+            .filter(|s| matches!(s, Source::Column(_)))
+            .count()
+    }
+}
 
 fn missing_registry(table: &str) -> Error {
     Error::InvalidArgument(format!(
@@ -30,26 +145,28 @@ fn missing_registry(table: &str) -> Error {
 /// Find one tenant. Absent means `TenantNotFound` with the spec's text.
 pub fn lookup(
     master: &ConnectionParams,
-    table: &str,
+    spec: &RegistrySpec,
     tenant_id: &str,
 ) -> Result<TenantRecord, Error> {
-    read(master, table, Some(tenant_id))?
+    read(master, spec, Some(tenant_id))?
         .pop()
         .ok_or_else(|| Error::TenantNotFound(tenant_id.to_string()))
 }
 
 /// Every tenant, ordered by tenant id (the documented order of all-tenant runs).
-pub fn list(master: &ConnectionParams, table: &str) -> Result<Vec<TenantRecord>, Error> {
-    read(master, table, None)
+pub fn list(master: &ConnectionParams, spec: &RegistrySpec) -> Result<Vec<TenantRecord>, Error> {
+    read(master, spec, None)
 }
 
 fn read(
     master: &ConnectionParams,
-    table: &str,
+    spec: &RegistrySpec,
     tenant_id: Option<&str>,
 ) -> Result<Vec<TenantRecord>, Error> {
-    let quoted = quote_ident(table)?;
-    match master {
+    let select = spec.select()?;
+    let id_column = quote_ident(&spec.tenant_id)?;
+    let width = spec.width();
+    let rows = match master {
         ConnectionParams::Sqlite { path } => {
             let conn = rusqlite::Connection::open_with_flags(
                 path,
@@ -60,72 +177,169 @@ fn read(
             let exists: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [table],
+                    [&spec.table],
                     |r| r.get(0),
                 )
                 .map_err(sq)?;
             if exists == 0 {
-                return Err(missing_registry(table));
+                return Err(missing_registry(&spec.table));
             }
             let filter = if tenant_id.is_some() {
-                "WHERE \"tenant_id\" = ?1"
+                format!("WHERE {id_column} = ?1")
             } else {
-                ""
+                String::new()
             };
             let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {COLUMNS}, \"connection\" FROM {quoted} {filter} ORDER BY \"tenant_id\""
-                ))
+                .prepare(&format!("{select} {filter} ORDER BY {id_column}"))
                 .map_err(sq)?;
             let map = |r: &rusqlite::Row<'_>| {
-                Ok(TenantRecord {
-                    tenant_id: r.get(0)?,
-                    name: r.get(1)?,
-                    isolation: r.get(2)?,
-                    database_name: r.get(3)?,
-                    schema_name: r.get(4)?,
-                    connection: r.get(5)?,
-                })
+                (0..width)
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect::<Result<Vec<_>, _>>()
             };
             let rows = match tenant_id {
                 Some(id) => stmt.query_map([id], map),
                 None => stmt.query_map([], map),
             }
             .map_err(sq)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>().map_err(sq)?)
+            rows.collect::<Result<Vec<_>, _>>().map_err(sq)?
         }
         ConnectionParams::Postgresql { .. } => {
             let mut client = connect(master)?;
+            // Typed parameters: no prepared statement round trip (and none left behind a
+            // transaction-pooling proxy).
             let exists = client
                 .query_typed_one(
                     "SELECT to_regclass($1) IS NOT NULL",
-                    &[(&quoted, Type::TEXT)],
+                    &[(&quote_ident(&spec.table)?, Type::TEXT)],
                 )
                 .map_err(pg_err)?
                 .get::<_, bool>(0);
             if !exists {
-                return Err(missing_registry(table));
+                return Err(missing_registry(&spec.table));
             }
-            let sql = format!("SELECT {COLUMNS}, \"connection\"::text FROM {quoted}");
             let rows = match tenant_id {
                 Some(id) => client.query_typed(
-                    &format!("{sql} WHERE \"tenant_id\" = $1"),
+                    &format!("{select} WHERE {id_column} = $1"),
                     &[(&id, Type::TEXT)],
                 ),
-                None => client.query_typed(&format!("{sql} ORDER BY \"tenant_id\""), &[]),
+                None => client.query_typed(&format!("{select} ORDER BY {id_column}"), &[]),
             }
             .map_err(pg_err)?;
-            Ok(rows
-                .iter()
-                .map(|r| TenantRecord {
-                    tenant_id: r.get(0),
-                    name: r.get(1),
-                    isolation: r.get(2),
-                    database_name: r.get(3),
-                    schema_name: r.get(4),
-                    connection: r.get(5),
+            rows.iter()
+                .map(|r| {
+                    (0..width)
+                        .map(|i| r.try_get::<_, Option<String>>(i))
+                        .collect::<Result<Vec<_>, _>>()
                 })
-                .collect())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(pg_err)?
         }
+    };
+    Ok(rows.into_iter().map(|values| spec.record(values)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_master(dir: &std::path::Path, ddl: &str) -> ConnectionParams {
+        let path = dir.join("master.sqlite3");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(ddl).unwrap();
+        ConnectionParams::Sqlite {
+            path: path.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tm-tenant-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn reads_the_default_table() {
+        let dir = scratch("default");
+        let master = sqlite_master(
+            &dir,
+            "CREATE TABLE tenant_migrate_tenant (tenant_id text, name text, isolation text, \
+             database_name text, schema_name text, connection text);
+             INSERT INTO tenant_migrate_tenant VALUES ('b', 'B', 'database', 'b_db', '', '{}');
+             INSERT INTO tenant_migrate_tenant VALUES ('a', 'A', 'database', 'a_db', '', '{}');",
+        );
+        let spec = RegistrySpec::default_table();
+        let ids: Vec<_> = list(&master, &spec)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.tenant_id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(lookup(&master, &spec, "b").unwrap().database_name, "b_db");
+        assert!(matches!(
+            lookup(&master, &spec, "c"),
+            Err(Error::TenantNotFound(id)) if id == "c"
+        ));
+    }
+
+    #[test]
+    fn reads_a_mapped_table_with_values_for_missing_columns() {
+        let dir = scratch("mapped");
+        let master = sqlite_master(
+            &dir,
+            "CREATE TABLE \"customers client\" (id integer, schema_name varchar, label text);
+             INSERT INTO \"customers client\" VALUES (1, 'acme', NULL);",
+        );
+        let spec = RegistrySpec::from_json(
+            r#"{"table": "customers client", "tenant_id": "schema_name",
+                "name": {"column": "label"}, "isolation": {"value": "schema"},
+                "database_name": {"value": "{tenant_id}_db"},
+                "schema_name": {"column": "schema_name"}, "connection": {"value": "{}"},
+                "isolation_values": {"schema": "database"}}"#,
+        )
+        .unwrap();
+        let record = lookup(&master, &spec, "acme").unwrap();
+        assert_eq!(
+            record,
+            TenantRecord {
+                tenant_id: "acme".into(),
+                name: String::new(),
+                isolation: "database".into(),
+                database_name: "acme_db".into(),
+                schema_name: "acme".into(),
+                connection: "{}".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted_not_interpolated() {
+        let dir = scratch("quoted");
+        let master = sqlite_master(
+            &dir,
+            "CREATE TABLE \"t\"\"x\" (tenant_id text, \"name\"\" FROM t; --\" text);
+             INSERT INTO \"t\"\"x\" VALUES ('a', 'A');",
+        );
+        let mut spec = RegistrySpec::default_table();
+        spec.table = "t\"x".into();
+        spec.name = Source::Column("name\" FROM t; --".into());
+        for other in [
+            &mut spec.isolation,
+            &mut spec.database_name,
+            &mut spec.schema_name,
+            &mut spec.connection,
+        ] {
+            *other = Source::Value(String::new());
+        }
+        assert_eq!(lookup(&master, &spec, "a").unwrap().name, "A");
+    }
+
+    #[test]
+    fn a_bad_description_is_an_invalid_argument() {
+        assert!(matches!(
+            RegistrySpec::from_json(r#"{"table": "t"}"#),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

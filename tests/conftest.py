@@ -31,6 +31,9 @@ django.setup()
 
 from pgutil import pg_prefix  # noqa: F401  (fixture: a real PostgreSQL, per test)
 
+# pytester runs the users' side of tenant_migrate.testing; the plugin itself is used in-process.
+pytest_plugins = ["pytester", "tenant_migrate.testing"]
+
 
 class Project:
     """A copy of the example project in a temporary folder, driven through manage.py."""

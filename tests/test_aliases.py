@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Project
+from django import VERSION as DJANGO_VERSION
 from test_postgres import make_tenant, pg_project
 
 
@@ -49,7 +50,10 @@ def check_tenant_aliases(project: Project, plain_env: dict[str, str]) -> None:
     assert 'CREATE TABLE "products_product"' in sql
 
     proc = project.manage("showmigrations", "--database=nope", check=False)
-    assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+    if DJANGO_VERSION >= (5, 0):
+        assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+    else:  # Django 4.2's --database has no choices: its own error, not ours to reword
+        assert proc.returncode == 1 and "The connection 'nope' doesn't exist." in proc.stderr
 
 
 def test_sqlite_tenant_aliases(project: Project, tmp_path: Path) -> None:
@@ -75,8 +79,12 @@ def test_no_registry_yet_is_not_an_error(tmp_path: Path) -> None:
 
     project = make_project(tmp_path, master=False)
     proc = project.manage("showmigrations", "--database=acme", check=False)
-    assert proc.returncode == 2 and "invalid choice: 'acme'" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    if DJANGO_VERSION >= (5, 0):
+        assert proc.returncode == 2 and "invalid choice: 'acme'" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    else:  # Django 4.2's own error for an unknown --database (no choices there), not ours
+        assert proc.returncode == 1 and "The connection 'acme' doesn't exist." in proc.stderr
+        assert "TenantMigrateError" not in proc.stderr
     project.manage("migrate", "--no-input")
 
 

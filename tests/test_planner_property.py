@@ -375,6 +375,10 @@ def django_decision(case: Case) -> Outcome:
         plan = executor.migration_plan(targets)
     except NodeNotFoundError as exc:
         return Outcome(error=_core.NodeNotFound, message=str(exc))
+    except CircularDependencyError as exc:
+        # Django 6.0+: a target missing from the graph reloads it without replacements,
+        # where the squashed-away dependencies can form a cycle.
+        return Outcome(error=_core.CircularDependency, message=str(exc))
     except KeyError as exc:
         # executor.py:56-60 after the reload: `node_map[target]` for a recorded target that is
         # in no graph (its file was deleted after a squash). Django crashes with a KeyError.

@@ -5,8 +5,11 @@
   base for tenants) on PostgreSQL; the default is SQLite, with nothing to install.
 - ``TM_MASTER_SQLITE`` and ``TM_TENANT_DIR`` move the SQLite files.
 - ``TM_TENANT_APPS`` (comma separated) chooses which apps are migrated inside tenants.
+- ``TM_TENANT_MODEL`` (``app_label.Model``) swaps the tenant model, installing its app;
+  ``TM_TENANT_FIELDS`` and ``TM_ISOLATION_VALUES`` (JSON) map its fields.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +30,10 @@ INSTALLED_APPS = [
     "products",
     "orders",
 ]
+
+if os.environ.get("TM_TENANT_MODEL"):
+    TENANT_MIGRATE_TENANT_MODEL = os.environ["TM_TENANT_MODEL"]
+    INSTALLED_APPS.append(TENANT_MIGRATE_TENANT_MODEL.partition(".")[0])
 
 # For bench/startup.py only: the same project without this package.
 if os.environ.get("TM_WITHOUT_PACKAGE") == "1":
@@ -83,3 +90,7 @@ TENANT_MIGRATE = {
     "DEFAULT_ISOLATION": os.environ.get("TM_DEFAULT_ISOLATION", "database"),
     "TEMPLATE": os.environ.get("TM_TENANT_TEMPLATE") == "1",
 }
+if os.environ.get("TM_TENANT_FIELDS"):
+    TENANT_MIGRATE["TENANT_FIELDS"] = json.loads(os.environ["TM_TENANT_FIELDS"])
+if os.environ.get("TM_ISOLATION_VALUES"):
+    TENANT_MIGRATE["ISOLATION_VALUES"] = json.loads(os.environ["TM_ISOLATION_VALUES"])

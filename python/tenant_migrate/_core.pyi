@@ -32,6 +32,7 @@ __all__ = [
     "TenantRecord",
     "TenantStatus",
     "__version__",
+    "close_idle_connections",
     "compute_plan",
     "list_tenants",
     "lookup_tenant",
@@ -197,8 +198,6 @@ def compute_plan(
     app_label: str | None = None,
     migration_name: str | None = None,
 ) -> Plan: ...
-def lookup_tenant(master_json: str, table: str, tenant_id: str) -> TenantRecord: ...
-def list_tenants(master_json: str, table: str) -> list[TenantRecord]: ...
 
 @final
 class TenantStatus:
@@ -237,3 +236,7 @@ def tenant_status(
 
 def release_idle_connections(params_json: str) -> int:
     """Close this process's idle pooled connections to a PostgreSQL database; returns how many."""
+
+def lookup_tenant(master_json: str, registry_json: str, tenant_id: str) -> TenantRecord: ...
+def list_tenants(master_json: str, registry_json: str) -> list[TenantRecord]: ...
+def close_idle_connections() -> int: ...

@@ -7,8 +7,9 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist
 
-from . import conf
+from . import conf, registry
 
 ROUTER = "tenant_migrate.routers.TenantRouter"
 
@@ -62,3 +63,102 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return problems
+
+
+TEXT_FIELDS = ("CharField", "SlugField", "TextField")
+
+
+@register(Tags.models)
+def check_tenant_model(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The tenant model and TENANT_FIELDS describe a readable registry."""
+    try:
+        model = registry.get_tenant_model()
+    except Exception as err:
+        return [
+            Error(
+                str(err),
+                hint="Name an installed model, e.g. TENANT_MIGRATE_TENANT_MODEL = 'customers.Client', "
+                "or remove the setting to use tenant_migrate.Tenant.",
+                id="tenant_migrate.E006",
+            )
+        ]
+    configured = conf.get("TENANT_FIELDS")
+    if configured is not None and (not isinstance(configured, dict) or set(configured) - set(registry.ROLES)):
+        return [
+            Error(
+                "TENANT_MIGRATE['TENANT_FIELDS'] must be a dict whose keys are record fields.",
+                hint=f"Known keys: {', '.join(registry.ROLES)}; each value a field name of "
+                f"{model._meta.label} or None.",
+                id="tenant_migrate.E007",
+            )
+        ]
+    problems: list[Any] = []
+    names = registry.field_names()
+    for role, name in names.items():
+        if name is None:
+            continue
+        try:
+            field = model._meta.get_field(str(name))
+        except FieldDoesNotExist:
+            field = None
+        if field is None or not field.concrete:
+            problems.append(
+                Error(
+                    f"TENANT_MIGRATE['TENANT_FIELDS']['{role}'] names {name!r}, which is not a column "
+                    f"of {model._meta.label}.",
+                    hint=_field_hint(model, role),
+                    id="tenant_migrate.E008",
+                )
+            )
+    tenant_id = names["tenant_id"]
+    if tenant_id is None:
+        problems.append(
+            Error(
+                "TENANT_MIGRATE['TENANT_FIELDS']['tenant_id'] must name a field.",
+                hint=f"The unique text field of {model._meta.label} that identifies a tenant.",
+                id="tenant_migrate.E009",
+            )
+        )
+    elif not problems:
+        field = model._meta.get_field(tenant_id)
+        if not field.unique or field.get_internal_type() not in TEXT_FIELDS:  # type: ignore[union-attr]
+            problems.append(
+                Error(
+                    f"The tenant id field '{tenant_id}' of {model._meta.label} must be a unique "
+                    "CharField, SlugField or TextField.",
+                    hint="Map 'tenant_id' to the field your tenants are known by (django-tenants: "
+                    "'schema_name'; django-omnitenant: 'tenant_id').",
+                    id="tenant_migrate.E009",
+                )
+            )
+    values = conf.get("ISOLATION_VALUES")
+    if values is not None and (
+        not isinstance(values, dict) or not set(values.values()) <= set(registry.ISOLATIONS)
+    ):
+        problems.append(
+            Error(
+                "TENANT_MIGRATE['ISOLATION_VALUES'] must map stored values to 'database' or 'schema'.",
+                hint="For django-omnitenant: {'DB': 'database', 'SCH': 'schema'}.",
+                id="tenant_migrate.E010",
+            )
+        )
+    if registry.tenant_app_label() in (conf.tenant_apps() or []):
+        problems.append(
+            Error(
+                f"TENANT_MIGRATE['TENANT_APPS'] lists '{registry.tenant_app_label()}', the app of the "
+                "tenant model.",
+                hint="The registry lives in the master database only; remove the app from TENANT_APPS.",
+                id="tenant_migrate.E011",
+            )
+        )
+    return problems
+
+
+def _field_hint(model: Any, role: str) -> str:
+    fields = ", ".join(sorted(f.name for f in model._meta.concrete_fields))
+    return (
+        f"Fields of {model._meta.label}: {fields}. Use None if it has no field for '{role}' "
+        f"(the value is then {registry.fallback(role)!r} for every tenant)."
+        if role != "tenant_id"
+        else f"Fields of {model._meta.label}: {fields}."
+    )

@@ -23,12 +23,21 @@ DEFAULTS: dict[str, Any] = {
     # A template tenant kept up to date by migratealltenants, copied by createtenant --migrate
     # (database isolation; see templates.py).
     "TEMPLATE": False,
+    # A swapped tenant model (TENANT_MIGRATE_TENANT_MODEL): record field -> model field name,
+    # or None where the model has none (see registry.py). Unlisted: a field of the same name.
+    "TENANT_FIELDS": None,
+    # Stored isolation values and what they mean, e.g. {"SCH": "schema", "DB": "database"}.
+    "ISOLATION_VALUES": None,
 }
 
 
+def configured() -> dict[str, Any]:
+    """The TENANT_MIGRATE setting as given (a copy), without defaults."""
+    return dict(getattr(settings, "TENANT_MIGRATE", {}) or {})
+
+
 def get(name: str) -> Any:
-    configured = getattr(settings, "TENANT_MIGRATE", {}) or {}
-    return configured.get(name, DEFAULTS[name])
+    return configured().get(name, DEFAULTS[name])
 
 
 def base_alias() -> str:
@@ -50,4 +59,9 @@ def tenant_apps() -> list[str] | None:
 
 def is_tenant_app(label: str) -> bool:
     apps = tenant_apps()
-    return label != "tenant_migrate" if apps is None else label in apps
+    if apps is None:
+        # The registry lives in the master database only, whichever app holds it.
+        from .registry import tenant_app_label
+
+        return label not in ("tenant_migrate", tenant_app_label())
+    return label in apps

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import django
 from django.db.migrations import operations as ops
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
@@ -201,6 +202,9 @@ def serialize_graph(loader: MigrationLoader | None = None) -> dict[str, Any]:
         "version": GRAPH_FORMAT_VERSION,
         "migrations": migrations,
         "migrated_apps": sorted(a for a in loader.migrated_apps if conf.is_tenant_app(a)),
+        # Django 6.0 moved migration_plan's "reload without replacements" ahead of the
+        # applied check, so an unapplied replaced migration is a valid target there.
+        "reload_missing_targets": django.VERSION >= (6, 0),
     }
 
 

@@ -33,6 +33,9 @@ class Tenant(models.Model):
     class Meta:
         db_table = "tenant_migrate_tenant"
         ordering = ["tenant_id"]
+        # Like auth.User: TENANT_MIGRATE_TENANT_MODEL = "app_label.Model" replaces this model
+        # (and its table) with a project's own; see registry.py.
+        swappable = "TENANT_MIGRATE_TENANT_MODEL"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.tenant_id})"

@@ -19,7 +19,8 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
-from .models import Tenant, validate_tenant_id
+from .models import validate_tenant_id
+from .registry import ISOLATIONS, mapped_fields, new_tenant, shares_field, tenant_exists
 
 PG_MAX_IDENTIFIER_BYTES = 63
 
@@ -39,9 +40,11 @@ class TenantSpec:
 
 
 def defaults_for(tenant_id: str) -> tuple[str, str]:
+    # A tenant model whose schema name is its tenant id (django-tenants' schema_name).
+    schema = tenant_id if shares_field("schema_name", "tenant_id") else conf.get("SCHEMA_NAME")
     return (
         conf.get("DATABASE_NAME").format(tenant_id=tenant_id),
-        conf.get("SCHEMA_NAME").format(tenant_id=tenant_id),
+        schema.format(tenant_id=tenant_id),
     )
 
 
@@ -50,17 +53,19 @@ def validate(spec: TenantSpec) -> None:
         validate_tenant_id(spec.tenant_id)
     except ValidationError as err:
         raise TenantConfigError(f"Invalid tenant id {spec.tenant_id!r}. {err.messages[0]}") from None
-    check_text("tenant name", spec.name, Tenant._meta.get_field("name").max_length)
-    check_text("database name", spec.database_name, Tenant._meta.get_field("database_name").max_length)
-    check_text("schema name", spec.schema_name, Tenant._meta.get_field("schema_name").max_length)
+    fields = mapped_fields()
+    roles = (("name", "tenant name"), ("database_name", "database name"), ("schema_name", "schema name"))
+    for role, kind in roles:
+        field = fields.get(role)
+        check_text(kind, getattr(spec, role), getattr(field, "max_length", None) or 255)
     if spec.tenant_id in settings.DATABASES:
         raise TenantConfigError(
             f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
             "in DATABASES; choose another tenant id."
         )
-    if Tenant.objects.filter(tenant_id=spec.tenant_id).exists():
+    if tenant_exists(spec.tenant_id):
         raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
-    if spec.isolation not in Tenant.Isolation.values:
+    if spec.isolation not in ISOLATIONS:
         raise TenantConfigError(f"Invalid isolation {spec.isolation!r}; choose 'database' or 'schema'.")
     if not spec.name.strip():
         raise TenantConfigError("The tenant name must not be empty.")
@@ -71,15 +76,21 @@ def create_tenant(spec: TenantSpec, provisioner: Any = None) -> str:
     ``provisioner(settings_dict, schema)`` may provision it instead (a template copy); when it
     returns None, the tenant is provisioned empty."""
     validate(spec)
-    tenant = Tenant(
-        tenant_id=spec.tenant_id,
-        name=spec.name,
-        isolation=spec.isolation,
-        database_name=spec.database_name if spec.isolation == "database" else "",
-        schema_name=spec.schema_name if spec.isolation == "schema" else "",
-        connection=spec.connection,
+    if spec.isolation == "database":
+        spec.schema_name = ""
+    else:
+        spec.database_name = ""
+    tenant = new_tenant(
+        {
+            "tenant_id": spec.tenant_id,
+            "name": spec.name,
+            "isolation": spec.isolation,
+            "database_name": spec.database_name,
+            "schema_name": spec.schema_name,
+            "connection": spec.connection,
+        }
     )
-    settings_dict, schema = tenant_settings(tenant)
+    settings_dict, schema = tenant_settings(spec)
     with transaction.atomic(using="default"):
         tenant.save(using="default")
         copied = provisioner(settings_dict, schema) if provisioner is not None else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ from .connections import (
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .heartbeat import Heartbeat
 from .interrupt import INTERRUPTER, cancel_django
-from .models import Tenant
+from .registry import get_tenant_model, id_filter, ordering, record_values, registry_json
 
 # Django's migration machinery is not thread-safe: rendered project states share model classes
 # (ProjectState.clone() copies the registry, not the classes), and rendering a model mutates
@@ -249,15 +248,8 @@ def _master_in_memory() -> bool:
     return master.vendor == "sqlite" and master.is_in_memory_db()
 
 
-def _row(tenant: Tenant) -> RegistryRow:
-    return RegistryRow(
-        tenant.tenant_id,
-        tenant.name,
-        tenant.isolation,
-        tenant.database_name,
-        tenant.schema_name,
-        json.dumps(tenant.connection or {}),
-    )
+def _row(tenant: Any) -> RegistryRow:
+    return RegistryRow(*record_values(tenant))
 
 
 def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
@@ -265,20 +257,22 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
     master is an in-memory SQLite database (a test run), which another connection cannot see."""
     check_text("tenant id", tenant_id, 255)
     if _master_in_memory():
-        tenant = Tenant.objects.using("default").filter(tenant_id=tenant_id).first()
+        tenants = get_tenant_model()._default_manager.using("default")
+        tenant = tenants.filter(**id_filter(tenant_id)).first()
         if tenant is None:
             raise _core.TenantNotFound(
                 f"Tenant '{tenant_id}' does not exist.\n"
                 f"Please create one with the tenant id '{tenant_id}' first."
             )
         return _row(tenant)
-    return _core.lookup_tenant(master_params(), Tenant._meta.db_table, tenant_id)
+    return _core.lookup_tenant(master_params(), registry_json(), tenant_id)
 
 
 def list_tenants() -> list[Any]:
     if _master_in_memory():
-        return [_row(t) for t in Tenant.objects.using("default").order_by("tenant_id")]
-    return _core.list_tenants(master_params(), Tenant._meta.db_table)
+        tenants = get_tenant_model()._default_manager.using("default")
+        return [_row(t) for t in tenants.order_by(ordering())]
+    return _core.list_tenants(master_params(), registry_json())
 
 
 class DjangoHooks:

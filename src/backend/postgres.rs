@@ -36,6 +36,14 @@ fn pool() -> &'static Mutex<HashMap<String, Vec<Client>>> {
     POOL.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Close every idle pooled connection (a test tearing down its database, say); returns how many.
+pub fn close_idle() -> usize {
+    match pool().lock() {
+        Ok(mut idle) => idle.drain().map(|(_, clients)| clients.len()).sum(),
+        Err(_) => 0,
+    }
+}
+
 pub struct PostgresBackend {
     client: Option<Client>,
     pool_key: String,

@@ -53,6 +53,7 @@ class Migration(migrations.Migration):
             options={
                 "db_table": "tenant_migrate_tenant",
                 "ordering": ["tenant_id"],
+                "swappable": "TENANT_MIGRATE_TENANT_MODEL",
             },
         ),
     ]

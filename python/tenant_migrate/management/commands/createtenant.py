@@ -99,6 +99,8 @@ class Command(BaseCommand):
                 stdout=self.stdout._out,
                 stderr=self.stderr._out,
                 no_color=options.get("no_color", False),
+                force_color=options.get("force_color", False),
+                traceback=options.get("traceback", False),
             )
 
 

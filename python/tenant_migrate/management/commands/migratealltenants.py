@@ -81,7 +81,7 @@ class Command(BaseCommand):
                     tenant_ids=tenant_ids,
                     stdout=self.stdout,
                     style=self.style,
-                    progress=sys.stderr,
+                    progress=self.stderr._out,  # the command's stderr, so call_command can capture it
                     json_report=options["json"],
                     exclude=options["exclude"],
                     strict=options["strict"],

@@ -1,0 +1,81 @@
+"""The test suite on every supported Django version, each in its own virtualenv.
+
+``nox`` runs them all; ``nox -s "tests(django='4.2')"`` runs one. Each session installs the
+release wheel named by ``TM_WHEEL`` (``scripts/test.sh`` builds one per run), or builds one
+with maturin, so the suite tests what users install.
+
+Django 6.0 needs Python 3.12+: its session, ``django6``, runs on the first ``python3.12`` or
+``python3.13`` found (on PATH or among pyenv's versions); ``scripts/test.sh`` says when there
+is none.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
+TEST_DEPS = ["pytest>=8", "hypothesis>=6", "psycopg[binary]>=3.1", "pytest-django>=4.8"]
+
+nox.options.sessions = ["tests"]
+nox.options.error_on_missing_interpreters = True
+
+_built: list[str] = []
+
+
+def python312_or_later() -> str | None:
+    for version in ("3.12", "3.13"):
+        found = shutil.which(f"python{version}") and _works(f"python{version}")
+        if found:
+            return found
+        pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+        for candidate in sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}")):
+            if _works(candidate):
+                return candidate
+    return None
+
+
+def _works(python: str) -> str | None:
+    # pyenv's shims exist for every version but fail for one that is not selected.
+    import subprocess
+
+    ok = subprocess.run([python, "-c", "pass"], capture_output=True, check=False).returncode == 0
+    return shutil.which(python) if ok else None
+
+
+PYTHON_FOR_DJANGO6 = python312_or_later()
+
+
+def wheel(session: nox.Session) -> str:
+    if os.environ.get("TM_WHEEL"):
+        return os.environ["TM_WHEEL"]
+    if not _built:
+        out = ROOT / "dist"
+        shutil.rmtree(out, ignore_errors=True)
+        session.run("maturin", "build", "--release", "--out", str(out), external=True)
+        _built.append(str(next(out.glob("*.whl"))))
+    return _built[0]
+
+
+def run_suite(session: nox.Session, django: str) -> None:
+    # One resolver run, so no third-party app of the real-world project drags in another Django.
+    session.install(django, *TEST_DEPS, "-r", "tests/requirements-realworld.txt", wheel(session))
+    session.run("python", "-c", "import sys, django; print('Django', django.get_version(), sys.version)")
+    # From the repository root but never from python/: the installed wheel is what is tested.
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("django", list(DJANGO))
+def tests(session: nox.Session, django: str) -> None:
+    run_suite(session, DJANGO[django])
+
+
+@nox.session(python=PYTHON_FOR_DJANGO6 or "3.12")
+def django6(session: nox.Session) -> None:
+    run_suite(session, "Django>=6.0,<6.1")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import sql
-
 # Objects of the template schema a copy would miss: refused rather than copied partly.
 UNSUPPORTED = """
 SELECT
@@ -102,6 +100,9 @@ ORDER BY i.indexrelid
 def clone(conn: Any, template: str, target: str) -> bool:
     """Create ``target`` as a copy of ``template`` inside the connection's current transaction.
     False (and nothing created) when the template holds something a copy would miss."""
+    # Imported here: psycopg is an optional dependency (the "postgres" extra), and this module
+    # is imported on SQLite-only installs too.
+    from psycopg import sql
 
     def q(name: str) -> str:
         return sql.Identifier(name).as_string(conn)

@@ -132,13 +132,14 @@ def rust_params(
             "password": settings_dict.get("PASSWORD") or None,
             "dbname": settings_dict.get("NAME"),
             "schema": schema,
-            "lock_timeout_ms": _ms(lock_timeout),
-            "statement_timeout_ms": _ms(statement_timeout),
+            "lock_timeout_ms": milliseconds(lock_timeout),
+            "statement_timeout_ms": milliseconds(statement_timeout),
         }
     )
 
 
-def _ms(seconds: float | None) -> int | None:
+def milliseconds(seconds: float | None) -> int | None:
+    """A timeout for the server: whole milliseconds, at least 1 (0 would mean none)."""
     return None if seconds is None else max(1, round(seconds * 1000))
 
 
@@ -163,15 +164,19 @@ def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None
 _SET_PATH = "SELECT pg_catalog.set_config('search_path', %s, {local})"
 
 
-def _set_search_path(connection: Any, schema: str, local: bool) -> None:
-    # Bound value, never formatted: the name reaches the server as data. The flag keeps the
-    # wrapper below from wrapping this very statement.
+def _past_wrapper(connection: Any, sql: str, params: list[Any] | None = None) -> None:
+    # The flag keeps the wrapper below from wrapping this very statement.
     connection._tenant_migrate_setting_path = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_SET_PATH.format(local="true" if local else "false"), [quote_ident(schema)])
+            cursor.execute(sql, params)
     finally:
         connection._tenant_migrate_setting_path = False
+
+
+def _set_search_path(connection: Any, schema: str, local: bool) -> None:
+    # Bound value, never formatted: the name reaches the server as data.
+    _past_wrapper(connection, _SET_PATH.format(local="true" if local else "false"), [quote_ident(schema)])
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -187,12 +192,7 @@ def reset_session_path(connection: Any) -> None:
     """After a non-atomic migration, which needed the session setting: take it back."""
     if _TENANT_ALIASES.get(connection.alias) is None or connection.connection is None:
         return
-    connection._tenant_migrate_setting_path = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET search_path")
-    finally:
-        connection._tenant_migrate_setting_path = False
+    _past_wrapper(connection, "RESET search_path")
 
 
 def _transaction_started(connection: Any) -> bool:

@@ -37,6 +37,7 @@ from .connections import (
     check_text,
     is_tenant_alias,
     master_params,
+    milliseconds,
     printable,
     register_alias,
     reset_session_path,
@@ -518,12 +519,8 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 def _timeout_settings(lock_timeout: float | None, statement_timeout: float | None) -> list[tuple[str, str]]:
-    settings = []
-    if lock_timeout is not None:
-        settings.append(("lock_timeout", f"{max(1, round(lock_timeout * 1000))}ms"))
-    if statement_timeout is not None:
-        settings.append(("statement_timeout", f"{max(1, round(statement_timeout * 1000))}ms"))
-    return settings
+    pairs = (("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout))
+    return [(name, f"{milliseconds(seconds)}ms") for name, seconds in pairs if seconds is not None]
 
 
 def _set_config(connection: Any, settings: list[tuple[str, str]], local: bool) -> None:
@@ -614,13 +611,12 @@ class Output:
                 self.stdout.write(self.prefix + text, style_func)
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
-        verb = "Unapplying " if backwards else ""
-        self.current = f"{verb}{migration_label(app, name)}"
+        self.current = ("Unapplying " if backwards else "") + migration_label(app, name)
         if self.heartbeat is not None:
-            self.heartbeat.step(f"{verb}{migration_label(app, name)}")
+            self.heartbeat.step(self.current)
         if self.verbosity < 1:
             return
-        self.open_step = f"{self.prefix}  {verb}{migration_label(app, name)} ..."
+        self.open_step = f"{self.prefix}  {self.current} ..."
         if not self.whole_lines:
             with self.lock:
                 self.stdout.write(self.open_step, ending="")

@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use postgres::types::Type;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls};
 
 use super::{
     interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording,
@@ -235,13 +235,16 @@ impl PostgresBackend {
             .ok_or_else(|| DbError::Config("the connection is closed".into()))
     }
 
-    fn begin(&mut self) -> Result<Transaction<'_>, DbError> {
-        let set = self.set_local.clone();
-        let mut tx = self.client()?.transaction().map_err(pg_err)?;
-        if !set.is_empty() {
-            tx.batch_execute(&set).map_err(pg_err)?;
+    /// BEGIN with the tenant's search path and timeouts, in one round trip.
+    fn open_transaction(&mut self) -> Result<(), DbError> {
+        let begin = format!("BEGIN;\n{}", self.set_local);
+        self.client()?.batch_execute(&begin).map_err(pg_err)
+    }
+
+    fn rollback(&mut self) {
+        if let Ok(client) = self.client() {
+            let _ = client.batch_execute("ROLLBACK");
         }
-        Ok(tx)
     }
 
     fn record_and_commit(&mut self, recording: &Recording) -> Result<(), DbError> {
@@ -271,6 +274,29 @@ impl PostgresBackend {
         client.batch_execute("COMMIT").map_err(pg_err)
     }
 
+    /// Each statement in a round trip of its own, inside the open transaction, naming the one
+    /// that fails.
+    fn each_statement(&mut self, statements: &[String]) -> Result<(), StatementError> {
+        let client = self.client()?;
+        for statement in statements {
+            client
+                .batch_execute(statement)
+                .map_err(|e| StatementError {
+                    statement: statement.clone(),
+                    source: pg_err(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Records the step and commits it, or rolls the whole step back.
+    fn commit(&mut self, recording: &Recording) -> Result<(), StatementError> {
+        self.record_and_commit(recording).map_err(|e| {
+            self.rollback();
+            StatementError::from(e)
+        })
+    }
+
     /// Zero-downtime mode: one round trip per statement, so a statement that times out waiting
     /// for its lock is known at once, without running the migration a second time to find it.
     fn run_step_by_step(
@@ -278,38 +304,22 @@ impl PostgresBackend {
         statements: &[String],
         recording: &Recording,
     ) -> Result<(), StatementError> {
-        let begin = format!("BEGIN;\n{}", self.set_local);
-        self.client()?.batch_execute(&begin).map_err(pg_err)?;
-        for statement in statements {
-            if let Err(e) = self.client()?.batch_execute(statement) {
-                let _ = self.client()?.batch_execute("ROLLBACK");
-                return Err(StatementError {
-                    statement: statement.clone(),
-                    source: pg_err(e),
-                });
-            }
+        self.open_transaction()?;
+        if let Err(e) = self.each_statement(statements) {
+            self.rollback();
+            return Err(e);
         }
-        if let Err(e) = self.record_and_commit(recording) {
-            let _ = self.client()?.batch_execute("ROLLBACK");
-            return Err(StatementError::from(e));
-        }
-        Ok(())
+        self.commit(recording)
     }
 
+    /// Runs the statements again one by one, only to name the one that fails, and rolls back.
     fn locate_failure(&mut self, statements: &[String], batch_error: DbError) -> StatementError {
-        let Ok(mut tx) = self.begin() else {
+        if self.open_transaction().is_err() {
             return StatementError::from(batch_error);
-        };
-        for statement in statements {
-            if let Err(e) = tx.batch_execute(statement) {
-                return StatementError {
-                    statement: statement.clone(),
-                    source: pg_err(e),
-                };
-            }
         }
-        // Dropping the transaction rolls it back.
-        StatementError::from(batch_error)
+        let located = self.each_statement(statements).err();
+        self.rollback();
+        located.unwrap_or_else(|| StatementError::from(batch_error))
     }
 }
 
@@ -442,18 +452,14 @@ impl Backend for PostgresBackend {
             batch.push_str("\n;\n");
         }
         if let Err(e) = self.client()?.batch_execute(&batch) {
-            let _ = self.client()?.batch_execute("ROLLBACK");
+            self.rollback();
             // Cancelled by the user: running the statements again to name one would undo that.
             if self.interrupt.is_set() {
                 return Err(StatementError::from(pg_err(e)));
             }
             return Err(self.locate_failure(statements, pg_err(e)));
         }
-        if let Err(e) = self.record_and_commit(recording) {
-            let _ = self.client()?.batch_execute("ROLLBACK");
-            return Err(StatementError::from(e));
-        }
-        Ok(())
+        self.commit(recording)
     }
 }
 

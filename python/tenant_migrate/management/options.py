@@ -46,10 +46,10 @@ def add_migrate_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "--lock-wait",
         type=duration,
-        default=DEFAULT_LOCK_WAIT,
+        default=MigrateOptions.lock_wait,
         metavar="SECONDS",
         help="How long to wait for another migration run of the same tenant to finish before "
-        f"giving up (default {DEFAULT_LOCK_WAIT:g}s; 0: do not wait).",
+        f"giving up (default {MigrateOptions.lock_wait:g}s; 0: do not wait).",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -71,14 +71,12 @@ def add_migrate_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "--retries",
         type=int,
-        default=3,
+        default=MigrateOptions.retries,
         metavar="N",
         help="How many times a migration rolled back by a lock or statement timeout is retried, "
-        "with exponential back-off (default 3).",
+        f"with exponential back-off (default {MigrateOptions.retries}).",
     )
 
-
-DEFAULT_LOCK_WAIT = 10.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}
 
@@ -114,10 +112,10 @@ def migrate_options(options: dict[str, Any], **extra: Any) -> MigrateOptions:
         fake_initial=options["fake_initial"],
         interactive=options["interactive"],
         verbosity=options["verbosity"],
-        lock_wait=_seconds(options.get("lock_wait", DEFAULT_LOCK_WAIT), "--lock-wait"),
+        lock_wait=_seconds(options.get("lock_wait", MigrateOptions.lock_wait), "--lock-wait"),
         lock_timeout=_seconds(options.get("lock_timeout"), "--lock-timeout"),
         statement_timeout=_seconds(options.get("statement_timeout"), "--statement-timeout"),
-        retries=_retries(options.get("retries", 3)),
+        retries=_retries(options.get("retries", MigrateOptions.retries)),
         **extra,
     )
 

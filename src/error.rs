@@ -60,6 +60,12 @@ impl DbError {
     }
 }
 
+/// A statement as the user wrote it: backends get it with or without Django's closing `;`.
+fn statement_text(statement: &str) -> &str {
+    let trimmed = statement.trim_end();
+    trimmed.strip_suffix(';').unwrap_or(trimmed).trim_end()
+}
+
 /// Everything a call from Python can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -73,7 +79,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A statement of a migration failed; nothing of that migration was kept.
     #[error(
-        "Migration {migration} failed for tenant '{tenant}': {source}\nStatement: {statement}"
+        "Migration {migration} failed for tenant '{tenant}': {source}\nStatement: {}",
+        statement_text(.statement)
     )]
     MigrationFailed {
         tenant: String,

@@ -145,3 +145,35 @@ def history(dbname: str, schema: str = "public", exclude_apps: tuple[str, ...] =
             )
         ).fetchall()
     return [tuple(r) for r in rows if r[0] not in exclude_apps]
+
+
+def data(dbname: str, schema: str = "public") -> dict[str, list[str]]:
+    """Every row of every table of the schema, as text, sorted: a data snapshot."""
+    result: dict[str, list[str]] = {}
+    with connect(dbname) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1",
+                [schema],
+            )
+        ]
+        for table in tables:
+            query = sql.SQL("SELECT t::text FROM {}.{} t").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            result[table] = sorted(r[0] for r in conn.execute(query))
+    return result
+
+
+def schemas(dbname: str) -> list[str]:
+    with connect(dbname) as conn:
+        return [r[0] for r in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace ORDER BY 1")]
+
+
+def databases(prefix: str) -> list[str]:
+    with admin() as conn:
+        query = "SELECT datname FROM pg_catalog.pg_database WHERE starts_with(datname, %s) ORDER BY 1"
+        return [r[0] for r in conn.execute(query, [prefix])]

@@ -11,8 +11,11 @@ from pgutil import (
     catalog,
     connect,
     create_database,
+    data,
+    databases,
     history,
     pg_env,
+    schemas,
 )
 from psycopg import sql
 
@@ -128,30 +131,129 @@ def test_differential_both_modes_match_djangos_own_migrate(tmp_path: Path, pg_pr
 
 
 def test_isolation_other_tenants_untouched(tmp_path: Path, pg_prefix: str) -> None:
-    project = pg_project(tmp_path, pg_prefix)
+    """Migrating acme (schema) and hooli (database), forwards, back to zero and forwards again,
+    changes no other tenant's catalog, history or rows, nothing in the shared database's
+    public schema (its registry, its own django_migrations, content types, permissions), and
+    creates no schema or database."""
+    project = pg_project(tmp_path, pg_prefix, tenant_apps=CONTRIB)
+    master = project.master  # type: ignore[attr-defined]
     make_tenant(project, "acme", "schema")
+    make_tenant(project, "hooli", "database")
     make_tenant(project, "globex", "schema")
     make_tenant(project, "initech", "database")
     project.manage("migratetenant", "--tenant-id=globex")
     project.manage("migratetenant", "--tenant-id=initech")
+    others = [(master, "public_globex"), (f"{pg_prefix}initech_db", "public"), (master, "public")]
+    for dbname, schema in others[:2]:
+        with connect(dbname) as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.users_user (username, email, date_joined) VALUES (%s, 'x@x', now())"
+                ).format(sql.Identifier(schema)),
+                [f"{schema}-user"],
+            )
+
+    def snapshot() -> list:
+        return [(catalog(d, s), data(d, s)) for d, s in others] + [schemas(master), databases(pg_prefix)]
+
+    before = snapshot()
+    assert (
+        before[0][1]["users_user"]
+        and before[0][1]["auth_permission"]
+        and before[2][1]["tenant_migrate_tenant"]
+    )
+    for tenant in ("acme", "hooli"):
+        project.manage("migratetenant", f"--tenant-id={tenant}")
+        for app in ("orders", "products", "users", "auth", "contenttypes"):
+            project.manage("migratetenant", f"--tenant-id={tenant}", app, "zero")
+        project.manage("migratetenant", f"--tenant-id={tenant}")
+    assert snapshot() == before
+    assert history(master, "public_acme") == history(f"{pg_prefix}hooli_db")
+
+
+@pytest.mark.parametrize("isolation", ["schema", "database"])
+@pytest.mark.parametrize("mode", ["batch", "step-by-step"])
+def test_failing_statement_names_tenant_migration_and_statement(
+    tmp_path: Path, pg_prefix: str, isolation: str, mode: str
+) -> None:
+    """Batch mode sends a migration in one round trip and re-runs it statement by statement only
+    to name the one that failed; zero-downtime mode (--lock-timeout) runs one per round trip."""
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", isolation)
+    dbname, schema = tenant_location(project, pg_prefix, "acme", isolation)
+    project.add_migration(
+        "products",
+        "0002_broken",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        migrations.RunSQL('CREATE TABLE made_before_failure (id int)'),\n"
+        "        migrations.RunSQL('INSERT INTO no_such_table VALUES (1)'),\n"
+        "    ]\n",
+    )
+    extra = ["--lock-timeout=5s"] if mode == "step-by-step" else []
+    proc = project.manage("migratetenant", "--tenant-id=acme", *extra, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "Error: Migration products.0002_broken failed for tenant 'acme': "
+        'relation "no_such_table" does not exist',
+        "Statement: INSERT INTO no_such_table VALUES (1)",
+    ], proc.stderr
+    assert "  products/0001_initial.py ... OK" in proc.stdout.splitlines()
+    # Earlier migrations kept; nothing of the failing one, not even its first statement.
+    assert ("products", "0002_broken") not in history(dbname, schema)
+    assert ("products", "0001_initial") in history(dbname, schema)
+    with connect(dbname) as conn:
+        found = conn.execute(
+            sql.SQL("SELECT to_regclass({})").format(sql.Literal(f"{schema}.made_before_failure"))
+        ).fetchone()[0]
+    assert found is None
+
+
+def test_fake_initial_looks_in_the_tenants_schema_only(tmp_path: Path, pg_prefix: str) -> None:
+    """public holds tables of the same names (the master has the tenant apps too): --fake-initial
+    must not take them for the tenant's and fake its initial migrations."""
+    project = pg_project(tmp_path, pg_prefix)
+    master = project.master  # type: ignore[attr-defined]
+    make_tenant(project, "acme", "schema")
+    with connect(master) as conn:
+        assert conn.execute("SELECT to_regclass('public.users_user')").fetchone()[0] is not None
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake-initial").stdout.splitlines()
+    assert "  users/0001_initial.py ... OK" in out and "FAKED" not in " ".join(out)
+    with connect(master) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables "
+            "WHERE schemaname = 'public_acme' AND tablename <> 'django_migrations'"
+        ).fetchone()[0]
+    assert tables == 4
+    # Now the tables exist in the tenant's schema: a fresh history is faked as Django does.
+    with connect(master) as conn:
+        conn.execute("DELETE FROM public_acme.django_migrations")
+    out = project.manage("migratetenant", "--tenant-id=acme", "--fake-initial").stdout.splitlines()
+    assert "  users/0001_initial.py ... FAKED" in out
+    assert history(master, "public_acme") == ALL_ROWS
+
+
+def test_host_override(tmp_path: Path, pg_prefix: str) -> None:
+    """A tenant's HOST override is what both the Rust core and Django connect to."""
+    from pgutil import HOST
+
+    if HOST not in ("127.0.0.1", "localhost"):
+        pytest.skip("the override test needs the server on this machine's loopback")
+    project = pg_project(tmp_path, pg_prefix, tenant_apps=CONTRIB)
+    make_tenant(project, "acme", "database", '--connection={"HOST": "localhost"}')
+    project.manage("migratetenant", "--tenant-id=acme")
+    assert ("users", "0002_alter_user_email") in history(f"{pg_prefix}acme_db")
     with connect(project.master) as conn:  # type: ignore[attr-defined]
         conn.execute(
-            "INSERT INTO public_globex.users_user (username, email, date_joined) VALUES ('g', 'g@x', now())"
+            "UPDATE tenant_migrate_tenant SET connection = %s WHERE tenant_id = 'acme'",
+            ['{"HOST": "127.0.0.9"}'],
         )
-    snapshots = {
-        "globex": (catalog(project.master, "public_globex"), history(project.master, "public_globex")),  # type: ignore[attr-defined]
-        "initech": (catalog(f"{pg_prefix}initech_db"), history(f"{pg_prefix}initech_db")),
-        "public": (catalog(project.master), None),  # type: ignore[attr-defined]
-    }
-    project.manage("migratetenant", "--tenant-id=acme")
-    project.manage("migratetenant", "--tenant-id=acme", "users", "zero")
-    assert (catalog(project.master, "public_globex"), history(project.master, "public_globex")) == snapshots[
-        "globex"
-    ]  # type: ignore[attr-defined]
-    assert (catalog(f"{pg_prefix}initech_db"), history(f"{pg_prefix}initech_db")) == snapshots["initech"]
-    assert catalog(project.master) == snapshots["public"][0]  # type: ignore[attr-defined]
-    with connect(project.master) as conn:  # type: ignore[attr-defined]
-        assert conn.execute("SELECT username FROM public_globex.users_user").fetchall() == [("g",)]
+    proc = project.manage("migratetenant", "--tenant-id=acme", "users", "zero", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == "Error: Cannot connect to tenant database"
+    assert "127.0.0.9" in proc.stderr or "refused" in proc.stderr.lower(), proc.stderr
 
 
 def test_missing_table_never_resolves_to_public(tmp_path: Path, pg_prefix: str) -> None:

@@ -259,6 +259,9 @@ def test_error_conflicting_migrations(project: Project) -> None:
         "Multiple leaf nodes in the migration graph: (0002_alter_user_email, 0002_other in users).\n",
     )
     assert not sqlite_schema(project.tenant_db("acme"))
+    # Django checks conflicts before the app label.
+    proc = project.manage("migratetenant", "--tenant-id=acme", "nope", check=False)
+    assert_clean_error(proc, "Error: Conflicting migrations detected\n")
 
 
 def test_error_failing_migration_keeps_earlier_and_applies_nothing_of_itself(project: Project) -> None:
@@ -312,21 +315,83 @@ def test_check_exits_nonzero_while_anything_is_pending(project: Project) -> None
     assert project.manage("migratetenant", "--tenant-id=acme", "--check").returncode == 0
 
 
-def test_prune_deletes_rows_of_vanished_migrations(project: Project) -> None:
+def test_prune_deletes_rows_of_vanished_migrations(project: Project, tmp_path) -> None:
+    """Differential against Django's migrate --prune: the same output and rows; nothing pruned
+    when the run is refused (unknown target, conflicts); --prune migrates nothing."""
     acme(project)
+    plain = tmp_path / "plain.sqlite3"
+    plain_env = {"TM_MASTER_SQLITE": str(plain)}
     project.manage("migratetenant", "--tenant-id=acme")
-    with sqlite3.connect(project.tenant_db("acme")) as conn:
-        conn.execute(
-            "INSERT INTO django_migrations (app, name, applied) VALUES "
-            "('users', '0003_gone', '2026-01-01 00:00:00'), ('products', '0002_gone', '2026-01-01')"
+    project.manage("migratetenant", "--tenant-id=acme", "users", "0001")
+    project.manage("migrate", "--no-input", env=plain_env)
+    project.manage("migrate", "users", "0001", "--no-input", env=plain_env)
+    gone = (
+        "INSERT INTO django_migrations (app, name, applied) VALUES "
+        "('users', '0003_gone', '2026-01-01 00:00:00'), ('products', '0002_gone', '2026-01-01')"
+    )
+    for path in (project.tenant_db("acme"), plain):
+        with sqlite3.connect(path) as conn:
+            conn.execute(gone)
+
+    def both(*args: str) -> tuple:
+        ours = project.manage("migratetenant", "--tenant-id=acme", *args, check=False)
+        django = project.manage("migrate", *args, env=plain_env, check=False)
+        assert ours.returncode == django.returncode
+        assert migration_rows(project.tenant_db("acme")) == migration_rows(
+            plain, exclude_apps=("tenant_migrate", "contenttypes", "auth")
         )
-    proc = project.manage("migratetenant", "--tenant-id=acme", "--prune", check=False)
-    assert proc.returncode == 1
-    assert "Migrations can be pruned only when an app is specified." in proc.stderr
-    out = project.manage("migratetenant", "--tenant-id=acme", "users", "--prune").stdout.splitlines()
-    assert out[:2] == ["Pruning migrations:", "  Pruning users.0003_gone OK"]
+        return ours, django
+
+    ours, django = both("--prune")
+    assert "Migrations can be pruned only when an app is specified." in ours.stderr
+    assert "Migrations can be pruned only when an app is specified." in django.stderr
+    ours, django = both("users", "0099", "--prune")
+    assert ours.returncode == 1 and ("users", "0003_gone") in migration_rows(project.tenant_db("acme"))
+    assert "Cannot find a migration matching '0099' from app 'users'." in ours.stderr
+
+    project.add_migration(
+        "products",
+        "0002_other",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = []\n",
+    )
+    project.add_migration(
+        "products",
+        "0002_another",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = []\n",
+    )
+    ours, django = both("users", "--prune")
+    assert ours.returncode == 1 and "Conflicting migrations detected" in ours.stderr
+    for name in ("0002_other", "0002_another"):
+        (project.root / "products" / "migrations" / f"{name}.py").unlink()
+
+    ours, django = both("users", "--prune")
+    assert ours.returncode == 0
+    assert (
+        ours.stdout.splitlines()
+        == django.stdout.splitlines()
+        == [
+            "Pruning migrations:",
+            "  Pruning users.0003_gone OK",
+        ]
+    )
     rows = migration_rows(project.tenant_db("acme"))
     assert ("users", "0003_gone") not in rows and ("products", "0002_gone") in rows
+    assert ("users", "0002_alter_user_email") not in rows  # --prune migrates nothing
+    ours, django = both("users", "--prune")
+    assert (
+        ours.stdout.splitlines()
+        == django.stdout.splitlines()
+        == [
+            "Pruning migrations:",
+            "  No migrations to prune.",
+        ]
+    )
 
 
 def test_runpython_runs_in_the_tenant_with_ordering_kept(project: Project) -> None:

@@ -769,11 +769,16 @@ def recorder_ddl(connection: Any) -> list[str]:
     return list(editor.collected_sql)
 
 
-def check_app_label(opts: MigrateOptions) -> None:
+def check_arguments(opts: MigrateOptions) -> None:
+    """Hostile input is refused before anything is read."""
     check_text("migration name", opts.migration_name, 255)
+    check_text("app label", opts.app_label, 255)
+
+
+def check_app_label(opts: MigrateOptions) -> None:
+    check_arguments(opts)
     if not opts.app_label:
         return
-    check_text("app label", opts.app_label, 255)
     try:
         global_apps.get_app_config(opts.app_label)
     except LookupError as err:
@@ -795,7 +800,7 @@ def migrate_record(
     settings_dict, schema = tenant_settings(record)
     alias = record.tenant_id
     register_alias(alias, settings_dict, schema)
-    check_app_label(opts)
+    check_arguments(opts)
     shared = shared or Shared()
     # Taken before the plan is read: another run may be half-way through this tenant.
     run_lock = (
@@ -815,14 +820,20 @@ def migrate_record(
     stop_rust = INTERRUPTER.register(database.interrupt)
     stop_django = INTERRUPTER.register(cancel_django(connection))
     try:
+        # Django's order: history and conflicts, then the app label, then the target; only
+        # then --prune, so that a run refused by any of them has deleted nothing.
+        if opts.app_label:
+            database.plan(shared.graph, None, None)
+            check_app_label(opts)
+        plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
         if opts.prune:
             prune(database, shared.graph, opts, out)
-        plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
         if opts.plan:
             print_plan(out, record.tenant_id, plan, shared.loader)
         if opts.check and plan.steps:
             raise UnappliedMigrations(record.tenant_id)
-        if opts.plan or opts.check:
+        # As Django's migrate: --prune, --plan and --check change no schema.
+        if opts.plan or opts.check or opts.prune:
             return None
         if opts.skip_up_to_date and not plan.steps:
             return None

@@ -172,12 +172,13 @@ def test_isolation_other_tenants_untouched(tmp_path: Path, pg_prefix: str) -> No
 
 
 @pytest.mark.parametrize("isolation", ["schema", "database"])
-@pytest.mark.parametrize("mode", ["batch", "step-by-step"])
+@pytest.mark.parametrize("mode", ["batch", "step-by-step", "django"])
 def test_failing_statement_names_tenant_migration_and_statement(
     tmp_path: Path, pg_prefix: str, isolation: str, mode: str
 ) -> None:
     """Batch mode sends a migration in one round trip and re-runs it statement by statement only
-    to name the one that failed; zero-downtime mode (--lock-timeout) runs one per round trip."""
+    to name the one that failed; zero-downtime mode (--lock-timeout) runs one per round trip; a
+    migration that runs Python is applied by Django."""
     project = pg_project(tmp_path, pg_prefix)
     make_tenant(project, "acme", isolation)
     dbname, schema = tenant_location(project, pg_prefix, "acme", isolation)
@@ -188,7 +189,8 @@ def test_failing_statement_names_tenant_migration_and_statement(
         "class Migration(migrations.Migration):\n"
         "    dependencies = [('products', '0001_initial')]\n"
         "    operations = [\n"
-        "        migrations.RunSQL('CREATE TABLE made_before_failure (id int)'),\n"
+        + ("        migrations.RunPython(migrations.RunPython.noop),\n" if mode == "django" else "")
+        + "        migrations.RunSQL('CREATE TABLE made_before_failure (id int)'),\n"
         "        migrations.RunSQL('INSERT INTO no_such_table VALUES (1)'),\n"
         "    ]\n",
     )

@@ -290,6 +290,51 @@ def test_error_failing_migration_keeps_earlier_and_applies_nothing_of_itself(pro
     assert "stock" not in columns
 
 
+def test_error_failing_migration_applied_by_django_names_migration_and_statement(project: Project) -> None:
+    """A migration Django applies itself (it runs Python) fails with the same text as one the
+    Rust core replays: the tenant, the migration, Django's reason and the statement."""
+    acme(project)
+    project.add_migration(
+        "products",
+        "0002_broken",
+        "from django.db import migrations, models\n\n"
+        "def noop(apps, schema_editor):\n"
+        "    pass\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n"
+        "        migrations.AddField('product', 'stock', models.IntegerField(default=0)),\n"
+        "        migrations.RunPython(noop),\n"
+        "        migrations.RunSQL([('INSERT INTO no_such_table VALUES (%s)', [7])]),\n"
+        "    ]\n",
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
+    assert proc.stdout.splitlines()[-1] == "  products/0002_broken.py ... FAILED"
+    assert proc.stderr == (
+        "Error: Migration products.0002_broken failed for tenant 'acme': no such table: no_such_table\n"
+        "Statement: INSERT INTO no_such_table VALUES (7)\n"
+    )
+    assert proc.returncode == 1
+    assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
+    with sqlite3.connect(project.tenant_db("acme")) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(products_product)")]
+    assert "stock" not in columns
+
+    # A Python error names the migration too; there is no statement to show.
+    path = project.root / "products" / "migrations" / "0002_broken.py"
+    path.write_text(
+        path.read_text()
+        .replace("    pass\n", "    raise ValueError('no stock data for acme')\n")
+        .replace("        migrations.RunSQL([('INSERT INTO no_such_table VALUES (%s)', [7])]),\n", "")
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
+    assert proc.stderr == (
+        "Error: Migration products.0002_broken failed for tenant 'acme': ValueError: no stock data for acme\n"
+    )
+    assert proc.returncode == 1
+    assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
+
+
 def test_error_tenant_database_missing(project: Project) -> None:
     acme(project)
     project.tenant_db("acme").unlink()

@@ -307,6 +307,7 @@ class DjangoHooks:
         self.backwards = bool(plan) and plan[0][1]
         # (lock_timeout, statement_timeout) in seconds for the steps Django runs (PostgreSQL).
         self.timeouts: tuple[float | None, float | None] = (None, None)
+        self.failed_statement: str | None = None
         self.states: dict[Migration, ProjectState] = {}
         if self.backwards:
             self._render_backwards_states()
@@ -421,14 +422,34 @@ class DjangoHooks:
                     state = self._state_before(migration)
                     self.state = self.executor.apply_migration(state, migration)
         except DjangoDatabaseError as exc:
-            if not INTERRUPTER.fired.is_set() and sqlstate(exc) in TIMEOUT_SQLSTATES:
+            if INTERRUPTER.fired.is_set():
+                raise
+            if sqlstate(exc) in TIMEOUT_SQLSTATES:
                 raise _core.LockTimeout(str(exc).strip()) from exc
+            if sqlstate(exc) == "42501":  # insufficient_privilege, as the Rust route reports it
+                raise _core.PermissionDenied(str(exc).strip()) from exc
+            # The server's primary message, as the Rust route reports it (psycopg adds the
+            # statement's text and a caret on the next lines).
+            raise self._failed(app, name, (str(exc).strip().splitlines() or [""])[0]) from exc
+        except _core.TenantMigrateError:
             raise
+        except Exception as exc:
+            if INTERRUPTER.fired.is_set():
+                raise
+            raise self._failed(app, name, f"{type(exc).__name__}: {exc}") from exc
         finally:
             self.connection.tenant_migrate_outside_transaction = False
             if not migration.atomic:
                 reset_session_path(self.connection)
         return ran
+
+    def _failed(self, app: str, name: str, reason: str) -> _core.MigrationFailed:
+        """The Rust route's text for a failed migration: which tenant, which migration, and
+        the statement Django was running when it failed (none for a Python error)."""
+        text = f"Migration {app}.{name} failed for tenant '{self.connection.alias}': {reason}"
+        if self.failed_statement is not None:
+            text += f"\nStatement: {self.failed_statement}"
+        return _core.MigrationFailed(text)
 
     @contextmanager
     def _guarded(self, atomic: bool) -> Iterator[None]:
@@ -437,6 +458,7 @@ class DjangoHooks:
         side does. A non-atomic step gets them for the session, reset afterwards."""
         settings = _timeout_settings(*self.timeouts) if self.connection.vendor == "postgresql" else []
         busy = False
+        self.failed_statement = None
 
         def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             nonlocal busy
@@ -448,7 +470,11 @@ class DjangoHooks:
                     _set_config(connection, settings, local=True)
                 finally:
                     busy = False
-            return execute(sql, params, many, context)
+            try:
+                return execute(sql, params, many, context)
+            except DjangoDatabaseError:
+                self.failed_statement = statement_text(connection, sql, None if many else params)
+                raise
 
         if settings and not atomic:
             _set_config(self.connection, settings, local=False)
@@ -510,6 +536,17 @@ class DjangoHooks:
 
 
 TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
+
+
+def statement_text(connection: Any, sql: str, params: Any) -> str:
+    """A statement as the user would write it: values in, no closing ';' (as the Rust route)."""
+    if params:
+        quoter = connection.schema_editor(collect_sql=True)
+        try:
+            sql = sql % tuple(quoter.quote_value(p) for p in params)
+        except (TypeError, ValueError, KeyError):
+            pass  # dict parameters or an odd value: the statement as sent is still useful
+    return sql.rstrip().removesuffix(";").rstrip()
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -23,6 +23,7 @@ from django.core.management.color import Style
 from django.core.management.commands.migrate import Command as DjangoMigrate
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import connections, transaction
+from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
@@ -800,6 +801,29 @@ def _emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps
         )
 
 
+def unreflected_changes_notice(out: Output, loader: MigrationLoader) -> None:
+    """Django's notice when nothing is pending but models of tenant apps have changes no
+    migration reflects (they would not be applied)."""
+    autodetector_class = getattr(DjangoMigrate, "autodetector", MigrationAutodetector)
+    with DJANGO_LOCK:
+        autodetector = autodetector_class(loader.project_state(), ProjectState.from_apps(global_apps))
+        changes = autodetector.changes(graph=loader.graph)
+    apps = sorted(app for app in changes if conf.is_tenant_app(app))
+    if not apps:
+        return
+    names = ", ".join(repr(app) for app in apps)
+    out.write(
+        f"  Your models in app(s): {names} have changes that are not yet reflected in a migration, "
+        "and so won't be applied.",
+        out.style.NOTICE,
+    )
+    out.write(
+        "  Run 'manage.py makemigrations' to make new migrations, and then re-run "
+        "'manage.py migratetenant' to apply them.",
+        out.style.NOTICE,
+    )
+
+
 def recorder_ddl(connection: Any) -> list[str]:
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         editor.create_model(MigrationRecorder(connection).Migration)
@@ -945,6 +969,8 @@ def _run(
     out.write("Running migrations:", out.style.MIGRATE_HEADING)
     if not django_plan:
         out.write("  No migrations to apply.")
+        if opts.verbosity >= 1:
+            unreflected_changes_notice(out, shared.loader)
     heartbeat = Heartbeat(
         sys.stderr, opts.heartbeat, record.tenant_id, database.backend_pid(), connection.settings_dict
     )

@@ -253,7 +253,7 @@ fn sqlite_rows(path: &str) -> Result<Vec<HistoryRow>, DbError> {
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| DbError::Connect(format!("unable to open database file {path}: {e}")))?;
+    .map_err(|e| crate::backend::sqlite::open_failed(path, &e))?;
     let sq = |e: rusqlite::Error| DbError::query(e.to_string(), None);
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sq)?;

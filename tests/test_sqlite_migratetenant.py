@@ -219,7 +219,8 @@ def test_error_unknown_tenant(project: Project) -> None:
 
 def test_error_invalid_and_duplicate_tenant_id(project: Project) -> None:
     proc = project.manage("createtenant", "--tenant-id=Bad Id!", "--no-input", check=False)
-    assert_clean_error(proc, "Error: Invalid tenant id 'Bad Id!'.")
+    assert_clean_error(proc, "Error: Invalid tenant id 'Bad Id!'. 1 to 63 characters")
+    assert proc.stderr.count("Invalid tenant id") == 1
     acme(project)
     proc = project.manage("createtenant", "--tenant-id=acme", "--no-input", check=False)
     assert_clean_error(proc, "Error: Tenant 'acme' already exists.")
@@ -340,6 +341,7 @@ def test_error_tenant_database_missing(project: Project) -> None:
     project.tenant_db("acme").unlink()
     proc = project.manage("migratetenant", "--tenant-id=acme", check=False)
     assert_clean_error(proc, "Error: Cannot connect to tenant database\n")
+    assert proc.stderr.splitlines()[1] == f"unable to open database file: {project.tenant_db('acme')}"
     assert not project.tenant_db("acme").exists()
 
 

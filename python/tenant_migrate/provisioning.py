@@ -19,7 +19,7 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
-from .models import validate_tenant_id
+from .models import TENANT_ID_HELP, validate_tenant_id
 from .registry import ISOLATIONS, mapped_fields, new_tenant, shares_field, tenant_exists
 
 PG_MAX_IDENTIFIER_BYTES = 63
@@ -51,8 +51,8 @@ def defaults_for(tenant_id: str) -> tuple[str, str]:
 def validate(spec: TenantSpec) -> None:
     try:
         validate_tenant_id(spec.tenant_id)
-    except ValidationError as err:
-        raise TenantConfigError(f"Invalid tenant id {spec.tenant_id!r}. {err.messages[0]}") from None
+    except ValidationError:
+        raise TenantConfigError(f"Invalid tenant id {spec.tenant_id!r}. {TENANT_ID_HELP}") from None
     fields = mapped_fields()
     roles = (("name", "tenant name"), ("database_name", "database name"), ("schema_name", "schema name"))
     for role, kind in roles:

@@ -26,12 +26,21 @@ fn db_err(e: rusqlite::Error) -> DbError {
     DbError::query(message, None)
 }
 
+/// SQLite's reason, with the path once (SQLite's own text names it for some failures only).
+pub fn open_failed(path: &str, e: &rusqlite::Error) -> DbError {
+    let reason = e.to_string();
+    if reason.contains(path) {
+        DbError::Connect(reason)
+    } else {
+        DbError::Connect(format!("{reason}: {path}"))
+    }
+}
+
 impl SqliteBackend {
     /// Open an existing file only: a missing tenant database must not be created by accident.
     pub fn open(path: &str, interrupt: Interrupt) -> Result<Self, DbError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| DbError::Connect(format!("unable to open database file {path}: {e}")))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(path, &e))?;
         // The same connection state Django's SQLite backend sets up.
         conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")

@@ -48,12 +48,103 @@ def check_tenant_aliases(project: Project, plain_env: dict[str, str]) -> None:
     assert seen.strip().splitlines()[-1] == "['acme-only']"
     sql = project.manage("sqlmigrate", "products", "0001", "--database=acme").stdout
     assert 'CREATE TABLE "products_product"' in sql
+    check_django_commands(project, postgres="TM_PG_NAME" in plain_env)
 
     proc = project.manage("showmigrations", "--database=nope", check=False)
     if DJANGO_VERSION >= (5, 0):
         assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
     else:  # Django 4.2's --database has no choices: its own error, not ours to reword
         assert proc.returncode == 1 and "The connection 'nope' doesn't exist." in proc.stderr
+
+
+def run_sql(project: Project, tenant_id: str, statement: str) -> None:
+    project.manage(
+        "shell",
+        "-c",
+        f"from django.db import connections\nwith connections[{tenant_id!r}].cursor() as c:\n"
+        f"    c.execute({statement!r})\n",
+    )
+
+
+def skus(project: Project, tenant_id: str) -> list[str]:
+    out = project.manage(
+        "shell",
+        "-c",
+        "from products.models import Product\n"
+        f"print(sorted(Product.objects.using({tenant_id!r}).values_list('sku', flat=True)))",
+    ).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
+def check_django_commands(project: Project, postgres: bool) -> None:
+    """inspectdb, check, loaddata, dbshell, sqlmigrate and flush with --database=<tenant>: each
+    acts on that tenant only (acme has a table and rows globex has not)."""
+    run_sql(project, "acme", "CREATE TABLE acme_only (id integer PRIMARY KEY)")
+    inspected = project.manage("inspectdb", "--database=acme").stdout
+    assert (
+        "class AcmeOnly(models.Model):" in inspected and "class ProductsProduct(models.Model):" in inspected
+    )
+    inspected = project.manage("inspectdb", "--database", "globex").stdout  # the space form too
+    assert "class AcmeOnly" not in inspected and "class ProductsProduct(models.Model):" in inspected
+
+    # check takes several databases.
+    out = project.manage("check", "--database", "acme", "--database=globex").stdout
+    assert "System check identified no issues (0 silenced)." in out
+
+    fixture = project.root / "loaded.json"
+    fixture.write_text(
+        json.dumps(
+            [
+                {
+                    "model": "products.product",
+                    "pk": 900,
+                    "fields": {"sku": "loaded", "name": "L", "price": "1.00"},
+                }
+            ]
+        )
+    )
+    project.manage("loaddata", str(fixture), "--database=acme")
+    assert skus(project, "acme") == ["acme-only", "loaded"]
+    assert skus(project, "globex") == ["globex-only"]
+
+    if postgres:
+        query = "SELECT current_schemas(false);\nSELECT count(*) AS acme_only FROM acme_only;\n"
+        shell = project.manage("dbshell", "--database=acme", input=query).stdout
+        assert " acme_only \n-----------\n         0\n" in shell, shell
+        schemas = project.manage("dbshell", "--database=acme", input="SELECT current_schemas(false);\n")
+        expected = "{public}" if project.env.get("TM_TEST_ISOLATION") == "database" else "{public_acme}"
+        assert expected in schemas.stdout, schemas.stdout
+        shell = project.manage(
+            "dbshell", "--database=globex", input="SELECT to_regclass('acme_only') IS NULL;\n"
+        )
+        assert "\n t\n" in shell.stdout, shell.stdout
+
+        # sqlmigrate reads the tenant's catalog: unapplying the unique email looks up the
+        # constraint's name, renamed by hand in acme only.
+        forward = project.manage("sqlmigrate", "users", "0002", "--database=globex").stdout
+        constraint = forward.split('ADD CONSTRAINT "', 1)[1].split('"', 1)[0]
+        run_sql(
+            project, "acme", f'ALTER TABLE users_user RENAME CONSTRAINT "{constraint}" TO acme_email_uniq'
+        )
+        back = project.manage("sqlmigrate", "users", "0002", "--backwards", "--database=acme").stdout
+        assert 'DROP CONSTRAINT "acme_email_uniq"' in back, back
+        back = project.manage("sqlmigrate", "users", "0002", "--backwards", "--database=globex").stdout
+        assert f'DROP CONSTRAINT "{constraint}"' in back, back
+    else:
+        shell = project.manage(
+            "dbshell", "--database=acme", input="SELECT name FROM sqlite_master WHERE name = 'acme_only';\n"
+        )
+        assert shell.stdout.strip() == "acme_only"
+        shell = project.manage(
+            "dbshell",
+            "--database=globex",
+            input="SELECT count(*) FROM sqlite_master WHERE name = 'acme_only';\n",
+        )
+        assert shell.stdout.strip() == "0"
+
+    project.manage("flush", "--database=acme", "--no-input")
+    assert skus(project, "acme") == []
+    assert skus(project, "globex") == ["globex-only"]
 
 
 def test_sqlite_tenant_aliases(project: Project, tmp_path: Path) -> None:
@@ -67,6 +158,7 @@ def test_postgres_tenant_aliases(tmp_path: Path, pg_prefix: str, isolation: str)
     from pgutil import create_database
 
     project = pg_project(tmp_path, pg_prefix)
+    project.env["TM_TEST_ISOLATION"] = isolation
     make_tenant(project, "acme", isolation)
     make_tenant(project, "globex", isolation)
     plain = f"{pg_prefix}plain"
@@ -133,3 +225,36 @@ def test_projects_own_test_suite_runs_with_a_thousand_tenants_registered(project
     proc = project.manage("test", "products", "-v", "2")
     assert "Ran 1 test" in proc.stderr and "OK" in proc.stderr
     assert not project.tenant_dir.exists() or not any(project.tenant_dir.iterdir())
+
+
+def test_database_tenant_alias_carries_its_connection_overrides(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "database", '--connection={"HOST": "localhost"}')
+    project.manage("migratetenant", "--tenant-id=acme")
+    out = project.manage(
+        "shell",
+        "-c",
+        "from django.db import connections\n"
+        "c = connections['acme']\n"
+        "print(c.settings_dict['HOST'], c.settings_dict['NAME'])\n"
+        "with c.cursor() as cur:\n"
+        "    cur.execute('SELECT current_database()')\n"
+        "    print(cur.fetchone()[0])\n",
+    ).stdout.split()
+    assert out[-3:] == ["localhost", f"{pg_prefix}acme_db", f"{pg_prefix}acme_db"]
+
+
+def test_a_used_tenant_connection_is_closed_at_the_end_of_the_request(project: Project) -> None:
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme")
+    script = (
+        "from django.core.signals import request_finished, request_started\n"
+        "from django.db import connections\n"
+        "from products.models import Product\n"
+        "request_started.send(sender=None)\n"
+        "Product.objects.using('acme').count()\n"
+        "assert connections['acme'].connection is not None\n"
+        "request_finished.send(sender=None)\n"
+        "print('closed' if connections['acme'].connection is None else 'open')\n"
+    )
+    assert project.manage("shell", "-c", script).stdout.split()[-1] == "closed"

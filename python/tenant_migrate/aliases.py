@@ -91,24 +91,26 @@ def close_tenant_connections(**kwargs: Any) -> None:
             connections[alias].close_if_unusable_or_obsolete()
 
 
-def database_option(argv: Sequence[str]) -> str | None:
+def database_options(argv: Sequence[str]) -> list[str]:
+    """Every ``--database`` value on the command line (``check`` takes several)."""
+    found = []
     for index, arg in enumerate(argv):
         if arg.startswith("--database="):
-            return arg.split("=", 1)[1]
-        if arg == "--database" and index + 1 < len(argv):
-            return argv[index + 1]
-    return None
+            found.append(arg.split("=", 1)[1])
+        elif arg == "--database" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+    return found
 
 
 def register_from_argv(argv: Sequence[str]) -> None:
     """Called from ``AppConfig.ready``: make ``--database=<tenant id>`` a valid choice."""
-    alias = database_option(argv)
-    if not alias or alias in settings.DATABASES:
-        return
-    install()
-    try:
-        tenant_alias(alias)
-    except (_core.TenantMigrateError, ValueError):
-        # Not a tenant (or no registry yet): Django reports the invalid choice itself.
-        return
-    connections.settings.listed.add(alias)
+    for alias in database_options(argv):
+        if not alias or alias in settings.DATABASES:
+            continue
+        install()
+        try:
+            tenant_alias(alias)
+        except (_core.TenantMigrateError, ValueError):
+            # Not a tenant (or no registry yet): Django reports the invalid choice itself.
+            continue
+        connections.settings.listed.add(alias)

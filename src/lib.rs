@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::backend::{Backend, Canceller, ConnectionParams, Interrupt};
+use crate::backend::{Backend, Canceller, ConnectionParams, Interrupt, Running};
 use crate::error::Error;
 use crate::graph::{GraphSpec, Key};
 use crate::plan::{Header, Step, TargetRequest};
@@ -309,6 +309,7 @@ struct TenantDatabase {
     backend: Mutex<Option<Box<dyn Backend>>>,
     interrupt: Interrupt,
     canceller: Option<Canceller>,
+    running: Running,
 }
 
 impl TenantDatabase {
@@ -342,6 +343,7 @@ impl TenantDatabase {
         })?;
         Ok(TenantDatabase {
             canceller: backend.canceller(),
+            running: backend.running(),
             backend: Mutex::new(Some(backend)),
             interrupt,
         })
@@ -371,6 +373,12 @@ impl TenantDatabase {
 
     /// The PostgreSQL server process of this connection (None on SQLite): what a heartbeat
     /// looks up in `pg_stat_activity` while a migration runs.
+    /// The statement the core is running on this tenant now, if any (for the heartbeat; it
+    /// can be called while `migrate` runs in another thread).
+    fn running_statement(&self) -> Option<String> {
+        self.running.get()
+    }
+
     fn backend_pid(&self) -> Option<i32> {
         self.backend.lock().ok()?.as_ref()?.backend_pid()
     }

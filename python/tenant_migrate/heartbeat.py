@@ -1,18 +1,23 @@
-"""A heartbeat while a migration runs long: which migration, for how long, and on PostgreSQL
-which statement and what it waits for (a lock held by which other process).
+"""A heartbeat while a migration runs long: which migration, for how long, the statement it
+runs and, on PostgreSQL, what it waits for (a lock held by which other process).
 
 It runs in a thread of its own: the Rust core releases the interpreter while it talks to the
-database, so the heartbeat keeps beating while a statement is blocked.
+database, so the heartbeat keeps beating while a statement is blocked. On a terminal it is one
+live line, redrawn in place and cleared before the migration's result is printed; otherwise
+(a log, CI) each beat is a plain line of its own.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 ACTIVITY = """
-SELECT a.state, a.wait_event_type, a.wait_event, left(a.query, 200),
+SELECT a.state, a.wait_event_type, a.wait_event,
        (SELECT string_agg(b.pid::text || ' (' || coalesce(nullif(b.application_name, ''), '?')
                           || ', ' || coalesce(b.state, '?') || '): ' || left(coalesce(b.query, ''), 120),
                           '; ')
@@ -20,17 +25,49 @@ SELECT a.state, a.wait_event_type, a.wait_event, left(a.query, 200),
 FROM pg_catalog.pg_stat_activity a WHERE a.pid = %s
 """
 
+CLEAR = "\r\033[K"
+
+
+def same_terminal(stdout: Any, stderr: TextIO) -> bool:
+    """Whether the command's stdout and stderr both go to one terminal (then the live line
+    shares the line the migration's name is printed on)."""
+    try:
+        out, err = stdout.fileno(), stderr.fileno()
+        return os.isatty(out) and os.isatty(err) and os.fstat(out).st_rdev == os.fstat(err).st_rdev
+    except (AttributeError, OSError, ValueError):
+        return False
+
 
 class Heartbeat:
     def __init__(
-        self, stream: TextIO, interval: float, tenant_id: str, pid: int | None, settings: dict[str, Any]
+        self,
+        stream: TextIO,
+        interval: float,
+        tenant_id: str,
+        pid: int | None,
+        settings: dict[str, Any],
+        running: Callable[[], str | None] = lambda: None,
+        open_line: Callable[[], str] = lambda: "",
     ) -> None:
         self.stream = stream
         self.interval = interval
         self.tenant_id = tenant_id
         self.pid = pid
         self.settings = settings
+        # The statement the Rust core runs now; Django's statements are reported to statement().
+        self.running = running
+        # The step line left open on stdout, when stdout shares the terminal.
+        self.open_line = open_line
+        try:
+            self.live = stream.isatty()
+        except (AttributeError, ValueError):
+            self.live = False
+        self.drawn = False
         self.current: tuple[str, float] | None = None
+        # While the step runs through Django: its connection's server process and statement.
+        self.via_django = False
+        self.django_pid: int | None = None
+        self.django_statement: str | None = None
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, name="tenant-migrate-heartbeat", daemon=True)
@@ -45,12 +82,32 @@ class Heartbeat:
         self.stopped.set()
         if self.thread.is_alive():
             self.thread.join()
+        self.clear()
         if self.monitor is not None:
             self.monitor.close()
 
     def step(self, label: str | None) -> None:
+        self.clear()
         with self.lock:
             self.current = (label, time.monotonic()) if label else None
+            self.via_django = False
+            self.django_statement = None
+
+    def django_step(self, pid: int | None) -> None:
+        """The step runs through Django, on its own connection (server process ``pid``)."""
+        self.via_django, self.django_pid, self.django_statement = True, pid, None
+
+    def statement(self, sql: str | None) -> None:
+        """The statement Django runs now for the step (the Rust core reports its own)."""
+        self.django_statement = sql
+
+    def clear(self) -> None:
+        """Take the live line back, so that what is printed next lands where it belongs."""
+        with self.lock:
+            if self.drawn:
+                self.stream.write(CLEAR + self.open_line())
+                self.stream.flush()
+                self.drawn = False
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -59,15 +116,40 @@ class Heartbeat:
             if current is None:
                 continue
             label, began = current
-            line = (
-                f"[heartbeat] tenant '{self.tenant_id}': {label} running for {time.monotonic() - began:.0f}s"
-            )
-            detail = self.activity()
-            self.stream.write(line + (f"; {detail}" if detail else "") + "\n")
-            self.stream.flush()
+            elapsed = time.monotonic() - began
+            text = f"[heartbeat] tenant '{self.tenant_id}': {label} running for {elapsed:.0f}s"
+            detail = self.detail()
+            if detail:
+                text += f"; {detail}"
+            with self.lock:
+                if self.current != current:
+                    continue  # the step ended while the database was asked
+                if self.live:
+                    prefix = self.open_line()
+                    line = (prefix + " " if prefix else "") + text
+                    width = shutil.get_terminal_size().columns - 1
+                    # Longer than the terminal, the line would wrap and could not be redrawn.
+                    self.stream.write(CLEAR + line[: max(width, 20)])
+                    self.drawn = True
+                else:
+                    self.stream.write(text + "\n")
+                self.stream.flush()
 
-    def activity(self) -> str:
-        if self.pid is None:
+    def detail(self) -> str:
+        django = self.via_django
+        statement = self.django_statement if django else self.running()
+        pid = self.django_pid if django else self.pid
+        if statement:
+            parts = [f"statement: {' '.join(statement.split())[:200]}"]
+        else:
+            parts = ["in Python code" if django else ""]
+        activity = self.activity(pid) if statement else ""
+        if activity:
+            parts.append(activity)
+        return "; ".join(p for p in parts if p)
+
+    def activity(self, pid: int | None) -> str:
+        if pid is None:
             return ""
         try:
             if self.monitor is None:
@@ -83,13 +165,13 @@ class Heartbeat:
                     autocommit=True,
                     application_name="django-tenant-migrate heartbeat",
                 )
-            row = self.monitor.execute(ACTIVITY, [self.pid]).fetchone()
+            row = self.monitor.execute(ACTIVITY, [pid]).fetchone()
         except Exception as exc:  # monitoring must never break the migration
             return f"(activity unavailable: {str(exc).strip().splitlines()[0]})"
         if row is None:
             return ""
-        state, wait_type, wait_event, query, blockers = row
-        text = f"{state}, statement: {' '.join((query or '').split())}"
+        state, wait_type, wait_event, blockers = row
+        text = str(state)
         if wait_type:
             text += f"; waiting for {wait_type}/{wait_event}"
         if blockers:

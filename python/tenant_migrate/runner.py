@@ -47,7 +47,7 @@ from .connections import (
     tenant_settings,
 )
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
-from .heartbeat import Heartbeat
+from .heartbeat import Heartbeat, same_terminal
 from .interrupt import INTERRUPTER, cancel_django
 from .registry import get_tenant_model, id_filter, ordering, record_values, registry_json
 
@@ -415,6 +415,8 @@ class DjangoHooks:
         ran: list[str] | None = None if needs_python(migration) else []
         # A non-atomic migration's statements must not be wrapped in transactions.
         self.connection.tenant_migrate_outside_transaction = not migration.atomic
+        if self.out.heartbeat is not None:
+            self.out.heartbeat.django_step(server_pid(self.connection))
         try:
             with self._capturing(ran), self._guarded(migration.atomic):
                 if backwards:
@@ -471,11 +473,19 @@ class DjangoHooks:
                     _set_config(connection, settings, local=True)
                 finally:
                     busy = False
+            heartbeat = self.out.heartbeat
+            if heartbeat is not None:
+                if heartbeat.via_django and heartbeat.django_pid is None:
+                    heartbeat.django_pid = server_pid(connection)
+                heartbeat.statement(sql)
             try:
                 return execute(sql, params, many, context)
             except DjangoDatabaseError:
                 self.failed_statement = statement_text(connection, sql, None if many else params)
                 raise
+            finally:
+                if heartbeat is not None:
+                    heartbeat.statement(None)
 
         if settings and not atomic:
             _set_config(self.connection, settings, local=False)
@@ -537,6 +547,17 @@ class DjangoHooks:
 
 
 TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
+
+
+def server_pid(connection: Any) -> int | None:
+    """The PostgreSQL server process of an open Django connection (psycopg 3 or 2)."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    info = getattr(connection.connection, "info", None)
+    pid = getattr(info, "backend_pid", None)
+    if pid is None and hasattr(connection.connection, "get_backend_pid"):
+        pid = connection.connection.get_backend_pid()
+    return pid
 
 
 def statement_text(connection: Any, sql: str, params: Any) -> str:
@@ -680,6 +701,8 @@ class Output:
 
     def step_retrying(self, attempt: int, retries: int, delay: float, reason: str) -> None:
         """A step rolled back by a lock or statement timeout, about to be retried."""
+        if self.heartbeat is not None:
+            self.heartbeat.clear()
         detail = (
             f"{self.prefix}    Waited on: {reason}\n"
             f"{self.prefix}    Rolled back; retry {attempt} of {retries} in {delay:.1f}s."
@@ -695,6 +718,8 @@ class Output:
                 self.stdout.flush()
 
     def close_line(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.clear()
         if self.open_step is None:
             return
         word = " INTERRUPTED" if INTERRUPTER.fired.is_set() else " FAILED"
@@ -971,8 +996,15 @@ def _run(
         out.write("  No migrations to apply.")
         if opts.verbosity >= 1:
             unreflected_changes_notice(out, shared.loader)
+    shares_terminal = same_terminal(out.stdout, sys.stderr)
     heartbeat = Heartbeat(
-        sys.stderr, opts.heartbeat, record.tenant_id, database.backend_pid(), connection.settings_dict
+        sys.stderr,
+        opts.heartbeat,
+        record.tenant_id,
+        database.backend_pid(),
+        connection.settings_dict,
+        running=database.running_statement,
+        open_line=lambda: (out.open_step or "") if shares_terminal else "",
     )
     out.heartbeat = heartbeat
     try:

@@ -4,7 +4,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
@@ -93,6 +93,22 @@ impl Interrupt {
     }
 }
 
+/// The statement a connection is running now, read from another thread by the heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct Running(Arc<Mutex<Option<String>>>);
+
+impl Running {
+    pub fn set(&self, statement: Option<String>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = statement;
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok()?.clone()
+    }
+}
+
 /// Stops the statement a connection is running, from another thread.
 pub enum Canceller {
     Postgres(::postgres::CancelToken),
@@ -137,6 +153,8 @@ pub trait Backend: Send {
     fn canceller(&self) -> Option<Canceller> {
         None
     }
+    /// Where the statement running now can be read, from another thread.
+    fn running(&self) -> Running;
     /// Who holds locks on the tenant's tables right now (after a lock timeout: what the
     /// migration waited on), one `"table" (mode, pid N, state: query)` per holder.
     fn lock_holders(&mut self) -> Vec<String> {

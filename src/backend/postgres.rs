@@ -18,7 +18,7 @@ use postgres::types::Type;
 use postgres::{Client, NoTls};
 
 use super::{
-    interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording,
+    interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording, Running,
     StatementError, RECORDER_TABLE,
 };
 use crate::error::DbError;
@@ -53,6 +53,7 @@ pub struct PostgresBackend {
     /// (schema isolation) and the zero-downtime timeouts, or nothing.
     set_local: String,
     interrupt: Interrupt,
+    running: Running,
     /// Timeouts are set: statements go one by one (see `run_step_by_step`).
     step_by_step: bool,
     /// The history table, schema-qualified when the tenant has a schema.
@@ -224,6 +225,7 @@ impl PostgresBackend {
             schema: schema.clone(),
             set_local,
             interrupt,
+            running: Running::default(),
             step_by_step: lock_timeout_ms.is_some() || statement_timeout_ms.is_some(),
             recorder,
         })
@@ -277,14 +279,16 @@ impl PostgresBackend {
     /// Each statement in a round trip of its own, inside the open transaction, naming the one
     /// that fails.
     fn each_statement(&mut self, statements: &[String]) -> Result<(), StatementError> {
+        let running = self.running.clone();
         let client = self.client()?;
         for statement in statements {
-            client
-                .batch_execute(statement)
-                .map_err(|e| StatementError {
-                    statement: statement.clone(),
-                    source: pg_err(e),
-                })?;
+            running.set(Some(statement.clone()));
+            let result = client.batch_execute(statement);
+            running.set(None);
+            result.map_err(|e| StatementError {
+                statement: statement.clone(),
+                source: pg_err(e),
+            })?;
         }
         Ok(())
     }
@@ -349,6 +353,10 @@ impl Backend for PostgresBackend {
         self.client
             .as_ref()
             .map(|c| Canceller::Postgres(c.cancel_token()))
+    }
+
+    fn running(&self) -> Running {
+        self.running.clone()
     }
 
     fn lock_holders(&mut self) -> Vec<String> {
@@ -451,7 +459,15 @@ impl Backend for PostgresBackend {
             batch.push_str(statement);
             batch.push_str("\n;\n");
         }
-        if let Err(e) = self.client()?.batch_execute(&batch) {
+        // One round trip: which of its statements runs is not known from here.
+        self.running
+            .set(statements.first().map(|first| match statements.len() {
+                1 => first.clone(),
+                n => format!("{first} (and {} more sent with it)", n - 1),
+            }));
+        let result = self.client()?.batch_execute(&batch);
+        self.running.set(None);
+        if let Err(e) = result {
             self.rollback();
             // Cancelled by the user: running the statements again to name one would undo that.
             if self.interrupt.is_set() {

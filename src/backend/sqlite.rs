@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::{
-    interrupted, quote_ident, Backend, Canceller, Interrupt, Recording, StatementError,
+    interrupted, quote_ident, Backend, Canceller, Interrupt, Recording, Running, StatementError,
     RECORDER_TABLE,
 };
 use crate::error::DbError;
@@ -14,6 +14,7 @@ use crate::graph::Key;
 pub struct SqliteBackend {
     conn: Connection,
     interrupt: Interrupt,
+    running: Running,
 }
 
 fn db_err(e: rusqlite::Error) -> DbError {
@@ -45,7 +46,11 @@ impl SqliteBackend {
         conn.busy_timeout(Duration::from_secs(5)).map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")
             .map_err(|e| DbError::Connect(format!("{path}: {e}")))?;
-        Ok(SqliteBackend { conn, interrupt })
+        Ok(SqliteBackend {
+            conn,
+            interrupt,
+            running: Running::default(),
+        })
     }
 
     /// Django's `check_constraints()`: the foreign-key check its SQLite schema editor runs
@@ -75,7 +80,10 @@ impl SqliteBackend {
     ) -> Result<(), StatementError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         for statement in statements {
-            if let Err(e) = self.conn.execute_batch(statement) {
+            self.running.set(Some(statement.clone()));
+            let result = self.conn.execute_batch(statement);
+            self.running.set(None);
+            if let Err(e) = result {
                 return Err(StatementError {
                     statement: statement.clone(),
                     source: db_err(e),
@@ -122,6 +130,10 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     fn canceller(&self) -> Option<Canceller> {
         Some(Canceller::Sqlite(self.conn.get_interrupt_handle()))
+    }
+
+    fn running(&self) -> Running {
+        self.running.clone()
     }
 
     fn fingerprint(&mut self) -> Result<String, DbError> {

@@ -386,14 +386,15 @@ class DjangoHooks:
         migration = self.nodes[(app, name)]
         if needs_django(migration):
             return None
-        if backwards:
+        with self._naming_failures(app, name):
+            if backwards:
+                with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                    migration.unapply(self.states[migration], editor)
+                return list(editor.collected_sql)
+            self._render()
             with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
-                migration.unapply(self.states[migration], editor)
+                self.state = migration.apply(self.state, editor)
             return list(editor.collected_sql)
-        self._render()
-        with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
-            self.state = migration.apply(self.state, editor)
-        return list(editor.collected_sql)
 
     def _state_before(self, migration: Migration) -> ProjectState:
         key = ("step", *self.group, migration.app_label, migration.name)
@@ -418,12 +419,27 @@ class DjangoHooks:
         if self.out.heartbeat is not None:
             self.out.heartbeat.django_step(server_pid(self.connection))
         try:
-            with self._capturing(ran), self._guarded(migration.atomic):
+            with self._naming_failures(app, name), self._capturing(ran), self._guarded(migration.atomic):
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
                     state = self._state_before(migration)
                     self.state = self.executor.apply_migration(state, migration)
+        finally:
+            self.connection.tenant_migrate_outside_transaction = False
+            if not migration.atomic:
+                reset_session_path(self.connection)
+        return ran
+
+    @contextmanager
+    def _naming_failures(self, app: str, name: str) -> Iterator[None]:
+        """What Django raises for a step becomes the Rust route's error for it; timeouts and
+        permission errors keep their own kinds (retried, and the spec's text)."""
+        self.failed_statement = None
+        try:
+            yield
+        except _core.TenantMigrateError:
+            raise
         except DjangoDatabaseError as exc:
             if INTERRUPTER.fired.is_set():
                 raise
@@ -434,17 +450,10 @@ class DjangoHooks:
             # The server's primary message, as the Rust route reports it (psycopg adds the
             # statement's text and a caret on the next lines).
             raise self._failed(app, name, (str(exc).strip().splitlines() or [""])[0]) from exc
-        except _core.TenantMigrateError:
-            raise
         except Exception as exc:
             if INTERRUPTER.fired.is_set():
                 raise
             raise self._failed(app, name, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            self.connection.tenant_migrate_outside_transaction = False
-            if not migration.atomic:
-                reset_session_path(self.connection)
-        return ran
 
     def _failed(self, app: str, name: str, reason: str) -> _core.MigrationFailed:
         """The Rust route's text for a failed migration: which tenant, which migration, and
@@ -461,7 +470,6 @@ class DjangoHooks:
         side does. A non-atomic step gets them for the session, reset afterwards."""
         settings = _timeout_settings(*self.timeouts) if self.connection.vendor == "postgresql" else []
         busy = False
-        self.failed_statement = None
 
         def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             nonlocal busy

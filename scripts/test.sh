@@ -30,6 +30,13 @@ TM_WHEEL="$(realpath "$dist"/*.whl)"
 TM_SDIST="$(realpath "$dist"/*.tar.gz)"
 export TM_WHEEL TM_SDIST
 
+# Where no wheel fits, pip builds from the sdist with nothing but Rust and Python: done here
+# once per run, in a bare virtualenv, and the extension it built imported.
+python3 -m venv "$dist/sdist-venv"
+CARGO_TARGET_DIR="$PWD/target/sdist-build" "$dist/sdist-venv/bin/pip" install --quiet \
+    --disable-pip-version-check "$TM_SDIST"
+"$dist/sdist-venv/bin/python" -c 'import tenant_migrate._core as core; print("sdist build:", core.__file__)'
+
 sessions=("tests(django='4.2')" "tests(django='5.2')")
 if python3 -c 'import sys, noxfile; sys.exit(0 if noxfile.PYTHON_FOR_DJANGO6 else 1)'; then
     sessions+=("django6")

@@ -191,7 +191,7 @@ def test_spec_new_tenant_setup_interactive_createtenant_then_migratetenant(proje
     out = run(project, "createtenant", input="acme\nACME Corporation\n\n\n")
     # input() writes its prompts to stdout without a newline: they share the line of the result.
     assert out == [
-        "Tenant id []: Display name [acme]: Isolation (database/schema) [database]: "
+        "Tenant id: Display name [acme]: Isolation (database/schema) [database]: "
         "Database name [acme_db]: "
         f"Tenant 'acme' created (ACME Corporation, database isolation: {project.tenant_db('acme')})."
     ]

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         if not options["interactive"]:
             return default
         try:
-            answer = input(f"{question} [{default}]: ").strip()
+            answer = input(f"{question} [{default}]: " if default else f"{question}: ").strip()
         except EOFError:
             raise Error(
                 f"No value for --{key.replace('_', '-')} and no input to ask for it "

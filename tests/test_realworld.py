@@ -163,17 +163,21 @@ def failure_text(proc: subprocess.CompletedProcess[str]) -> str:
     )
 
 
+# A tenant in the round trip: how to run ``migratetenant <app> zero`` on it, and its state.
+Tenant = tuple[Callable[[str], subprocess.CompletedProcess[str]], Callable[[], dict[str, Any]]]
+
+
 def zero_every_app(
     apps: Iterable[str],
-    ours: Callable[[str], subprocess.CompletedProcess[str]],
+    tenants: dict[str, Tenant],
     django: Callable[[str], subprocess.CompletedProcess[str]],
-    ours_state: Callable[[], dict[str, Any]],
     django_state: Callable[[], dict[str, Any]],
     skip_unapplied: bool = False,
 ) -> set[str]:
-    """``<app> zero`` for each app on both sides, compared after each step.
+    """``<app> zero`` for each app on every tenant and on Django's side, all run side by side,
+    each tenant compared with Django's database after each step.
 
-    Both sides must agree on success; where Django refuses (an irreversible migration) the
+    Both sides must agree on success; where Django refuses (an irreversible migration) each
     tenant must refuse too, naming the same migration, and stop at the same point. Returns the
     apps that Django could not take back to zero.
     """
@@ -181,20 +185,27 @@ def zero_every_app(
     for app in apps:
         if skip_unapplied and app not in {row[0] for row in django_state()["history"]}:
             continue  # already unapplied, on both sides, by an earlier app's zero
-        got, want = concurrently(partial(ours, app), partial(django, app))
+        *results, want = concurrently(
+            *(partial(run, app) for run, _ in tenants.values()), partial(django, app)
+        )
+        wanted = django_state()
+        for (tenant, (_, state)), got in zip(tenants.items(), results, strict=True):
+            if want.returncode != 0:
+                reason = (want.stderr.strip().splitlines() or [""])[-1]
+                assert got.returncode != 0, (
+                    f"{tenant}: {app} zero: Django refused ({reason}), the tenant did not"
+                )
+                named = set(re.findall(r"\b\w+\.\d{4}\w*\b", reason))
+                assert named and all(label in got.stderr for label in named), (
+                    f"{tenant}: {app} zero: Django failed on {named}; the tenant said:\n{got.stderr}"
+                )
+            else:
+                assert got.returncode == 0, (
+                    f"{tenant}: {app} zero: Django succeeded, the tenant failed:\n{failure_text(got)}"
+                )
+            assert_same(state(), wanted, f"{tenant}: after '{app} zero'")
         if want.returncode != 0:
             refused.add(app)
-            reason = (want.stderr.strip().splitlines() or [""])[-1]
-            assert got.returncode != 0, f"{app} zero: Django refused ({reason}), the tenant did not"
-            named = set(re.findall(r"\b\w+\.\d{4}\w*\b", reason))
-            assert named and all(label in got.stderr for label in named), (
-                f"{app} zero: Django failed on {named}; the tenant said:\n{got.stderr}"
-            )
-        else:
-            assert got.returncode == 0, (
-                f"{app} zero: Django succeeded, the tenant failed:\n{failure_text(got)}"
-            )
-        assert_same(ours_state(), django_state(), f"after '{app} zero'")
     return refused
 
 
@@ -284,9 +295,14 @@ def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld
     # Back to zero, app by app, those nothing depends on first.
     refused = zero_every_app(
         reversed(sqlite_world.order),
-        lambda app: project.manage(
-            "migratetenant", SKIP_CHECKS, "--tenant-id=acme", app, "zero", check=False
-        ),
+        {
+            "acme": (
+                lambda app: project.manage(
+                    "migratetenant", SKIP_CHECKS, "--tenant-id=acme", app, "zero", check=False
+                ),
+                lambda: sqlite_state(tenant),
+            )
+        },
         lambda app: project.manage(
             "migrate",
             SKIP_CHECKS,
@@ -297,7 +313,6 @@ def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld
             env={"TM_MASTER_SQLITE": str(plain)},
             check=False,
         ),
-        lambda: sqlite_state(tenant),
         lambda: sqlite_state(plain),
     )
     assert_all_zero(sqlite_state(tenant), refused)
@@ -346,9 +361,7 @@ def postgres_realworld(tmp_path: Path, pg_prefix: str) -> tuple[Project, str, st
     return project, master, plain, django.stdout
 
 
-def test_postgres_both_isolations_match_django_then_schema_round_trips(
-    tmp_path: Path, pg_prefix: str
-) -> None:
+def test_postgres_both_isolations_match_django_then_round_trip(tmp_path: Path, pg_prefix: str) -> None:
     project, master, plain, django_stdout = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
     assert len(fresh["history"]) >= 200 and fresh["tables"] and fresh["permissions"] and fresh["sites"]
@@ -356,8 +369,10 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
 
     project.create_tenant("acme", "ACME Corporation", "--isolation=database")
     project.create_tenant("globex", "Globex", "--isolation=schema")
-    project.manage("migratetenant", SKIP_CHECKS, "--tenant-id=acme")
-    project.manage("migratetenant", SKIP_CHECKS, "--tenant-id=globex")
+    concurrently(
+        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=acme"),
+        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=globex"),
+    )
     places = {"database": (f"{pg_prefix}acme_db", "public"), "schema": (master, "public_globex")}
     problems = [
         f"{mode} isolation: {line}"
@@ -366,13 +381,24 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
     ]
     assert not problems, "fresh tenants differ from Django's own migrate:\n" + "\n".join(problems)
 
-    # Back to zero on the schema tenant, roots first: each app's zero also unapplies whatever
-    # depends on it (contenttypes takes most of the project along), as Django does.
+    def tenant(tenant_id: str, dbname: str, schema: str) -> Tenant:
+        def run(app: str) -> subprocess.CompletedProcess[str]:
+            return project.manage(
+                "migratetenant", SKIP_CHECKS, f"--tenant-id={tenant_id}", app, "zero", check=False
+            )
+
+        return run, partial(pg_state, dbname, schema)
+
+    # Back to zero on both tenants (database and schema isolation) side by side with Django,
+    # roots first: each app's zero also unapplies whatever depends on it (contenttypes takes
+    # most of the project along), as Django does.
+    tenants = {
+        "acme (database)": tenant("acme", *places["database"]),
+        "globex (schema)": tenant("globex", *places["schema"]),
+    }
     refused = zero_every_app(
         app_order(django_stdout),
-        lambda app: project.manage(
-            "migratetenant", SKIP_CHECKS, "--tenant-id=globex", app, "zero", check=False
-        ),
+        tenants,
         lambda app: project.manage(
             "migrate",
             SKIP_CHECKS,
@@ -383,19 +409,20 @@ def test_postgres_both_isolations_match_django_then_schema_round_trips(
             env={"TM_PG_NAME": plain},
             check=False,
         ),
-        lambda: pg_state(master, "public_globex"),
         lambda: pg_state(plain),
         skip_unapplied=True,
     )
-    assert_all_zero(pg_state(master, "public_globex"), refused)
+    for dbname, schema in places.values():
+        assert_all_zero(pg_state(dbname, schema), refused)
 
     concurrently(
+        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=acme"),
         partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=globex"),
         partial(project.manage, "migrate", SKIP_CHECKS, "--no-input", env={"TM_PG_NAME": plain}),
     )
     assert_same(pg_state(plain), fresh, "Django's database after its round trip")
-    assert_same(pg_state(master, "public_globex"), fresh, "after migrating forward again")
-    assert_same(pg_state(f"{pg_prefix}acme_db"), fresh, "the other tenant, untouched")
+    for mode, (dbname, schema) in places.items():
+        assert_same(pg_state(dbname, schema), fresh, f"{mode} isolation: after migrating forward again")
     assert catalog(master) == public_before, "the shared database's public schema changed"
 
 

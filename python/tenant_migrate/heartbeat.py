@@ -31,6 +31,8 @@ CLEAR = "\r\033[K"
 def same_terminal(stdout: Any, stderr: TextIO) -> bool:
     """Whether the command's stdout and stderr both go to one terminal (then the live line
     shares the line the migration's name is printed on)."""
+    # Django's OutputWrapper: before 5.0 it derives from TextIOBase, whose own fileno() raises.
+    stdout = getattr(stdout, "_out", stdout)
     try:
         out, err = stdout.fileno(), stderr.fileno()
         return os.isatty(out) and os.isatty(err) and os.fstat(out).st_rdev == os.fstat(err).st_rdev

@@ -1,5 +1,6 @@
 """migratealltenants over tenants on two PostgreSQL servers, one of which is stopped mid-run:
-only that server's tenants fail; every tenant of the other server is migrated.
+only that server's tenants fail; every tenant of the other server is migrated. The second
+server also checks passwords for one role, so a tenant's PASSWORD override is tested for real.
 
 The second server is a cluster of its own (Debian's pg_createcluster, port 5433, trust auth),
 created by the fixture when it does not exist, and stopped with `-m immediate` by the test.
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgutil import HOST, USER, history
-from test_postgres import pg_project
+from pgutil import HOST, USER, connect, history
+from psycopg import sql
+from test_postgres import CONTRIB, pg_project
 from test_reliability import SLOW_PYTHON, popen
 
 CLUSTER = "tmtest"
@@ -133,3 +135,61 @@ def test_a_server_stopped_mid_run_fails_only_its_own_tenants(
                 time.sleep(0.2)
         _drop_on_b(pg_prefix)
         assert USER  # the main server's user, used by pg_project
+
+
+PASSWORD_ROLE = "tm_password_role"
+
+
+def _require_password_for(role: str) -> None:
+    """scram-sha-256 for this one role on the second server (trust for everything else)."""
+    folder = Path(f"/etc/postgresql/{_version()}/{CLUSTER}")
+    hba = folder / "pg_hba.conf"
+    rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+    text = hba.read_text()
+    if rule not in text:
+        hba.write_text(rule + text)
+        _ctl("reload")
+
+
+def test_password_override_reaches_both_the_core_and_django(
+    tmp_path: Path, pg_prefix: str, server_b: int
+) -> None:
+    _require_password_for(PASSWORD_ROLE)
+    password = "s3cret 'with' \"quotes\""
+    with psycopg.connect(
+        host=HOST, port=server_b, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                sql.Identifier(PASSWORD_ROLE), sql.Literal(password)
+            )
+        )
+    # contenttypes and auth are tenant apps: post_migrate runs on Django's connection too.
+    project = pg_project(tmp_path, pg_prefix, tenant_apps=CONTRIB)
+    override = json.dumps({"PORT": server_b, "USER": PASSWORD_ROLE, "PASSWORD": password})
+    try:
+        project.create_tenant("acme", "ACME Corporation", "--isolation=database", f"--connection={override}")
+        project.manage("migratetenant", "--tenant-id=acme")
+        dbname = f"{pg_prefix}acme_db"
+        with psycopg.connect(
+            host=HOST, port=server_b, user=PASSWORD_ROLE, password=password, dbname=dbname
+        ) as conn:
+            owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'users_user'").fetchone()
+            permissions = conn.execute("SELECT count(*) FROM auth_permission").fetchone()[0]
+        assert owner == (PASSWORD_ROLE,) and permissions > 0
+
+        wrong = json.dumps({"PORT": server_b, "USER": PASSWORD_ROLE, "PASSWORD": "wrong"})
+        with connect(project.master) as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE tenant_migrate_tenant SET connection = %s WHERE tenant_id = 'acme'", [wrong])
+        proc = project.manage("migratetenant", "--tenant-id=acme", "users", "zero", check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        lines = proc.stderr.splitlines()
+        assert lines[0] == "Error: Cannot connect to tenant database"
+        assert f'password authentication failed for user "{PASSWORD_ROLE}"' in lines[1], proc.stderr
+    finally:
+        _drop_on_b(pg_prefix)
+        with psycopg.connect(
+            host=HOST, port=server_b, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")

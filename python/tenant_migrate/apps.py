@@ -13,9 +13,11 @@ class TenantMigrateConfig(AppConfig):
             aliases,
             checks,  # noqa: F401  (registers the system checks)
             connections,
+            context,
         )
 
         connections.install_signal_handlers()
+        context.install_content_type_cache()
         aliases.install()
         # Django makes a command's parser (and its --database choices) right after setup.
         aliases.register_from_argv(sys.argv)

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from . import conf, registry
 
@@ -37,15 +38,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     installed = {c.label for c in apps.get_app_configs()}
-    for label in conf.tenant_apps() or []:
-        if label not in installed:
-            problems.append(
-                Error(
-                    f"TENANT_MIGRATE['TENANT_APPS'] lists '{label}', which is not an installed app label.",
-                    hint="Use app labels (e.g. 'auth'), not module paths.",
-                    id="tenant_migrate.E004",
+    for key, labels, code in (
+        ("TENANT_APPS", conf.tenant_apps(), "E004"),
+        ("SHARED_APPS", conf.shared_apps(), "E012"),
+    ):
+        for label in labels or []:
+            if label not in installed:
+                problems.append(
+                    Error(
+                        f"TENANT_MIGRATE['{key}'] lists '{label}', which is not an installed app label.",
+                        hint="Use app labels (e.g. 'auth'), not module paths.",
+                        id=f"tenant_migrate.{code}",
+                    )
                 )
-            )
     if conf.get("DEFAULT_ISOLATION") not in ("database", "schema"):
         problems.append(
             Error(
@@ -62,6 +67,44 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="tenant_migrate.W001",
             )
         )
+    return problems
+
+
+@register(Tags.database)
+def check_tenant_tables_in_master(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Tables of tenant-only apps left in the master by a version that migrated every app
+    there: nothing uses them any more, and default-manager code must not find them."""
+    if DEFAULT_DB_ALIAS not in (databases or ()):
+        return []
+    tenant_only = [
+        c for c in apps.get_app_configs() if conf.is_tenant_app(c.label) and not conf.is_shared_app(c.label)
+    ]
+    if not tenant_only:
+        return []
+    try:
+        existing = set(connections[DEFAULT_DB_ALIAS].introspection.table_names())
+    except DatabaseError:
+        return []  # an unreachable master is reported by the command itself
+    problems: list[Any] = []
+    for app_config in tenant_only:
+        tables = sorted(
+            {
+                model._meta.db_table
+                for model in app_config.get_models(include_auto_created=True)
+                if model._meta.managed and not model._meta.proxy and model._meta.db_table in existing
+            }
+        )
+        if tables:
+            problems.append(
+                Warning(
+                    f"The master database holds tables of tenant-only app '{app_config.label}': "
+                    f"{', '.join(tables)}.",
+                    hint="Tenant apps are migrated inside tenants only (TENANT_MIGRATE['TENANT_APPS']). "
+                    "Drop these tables from the master if they hold nothing you need, or add "
+                    f"'{app_config.label}' to TENANT_MIGRATE['SHARED_APPS'] to keep the app in both.",
+                    id="tenant_migrate.W002",
+                )
+            )
     return problems
 
 

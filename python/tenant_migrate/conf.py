@@ -11,6 +11,10 @@ DEFAULTS: dict[str, Any] = {
     # App labels whose migrations run inside each tenant. None: every app with migrations
     # except tenant_migrate itself (the registry lives in the master database only).
     "TENANT_APPS": None,
+    # App labels migrated into the master by ``manage.py migrate``. None: every app that is not
+    # in TENANT_APPS (with TENANT_APPS None, every app). An app in both lists goes to both;
+    # tenant_migrate (and a swapped tenant model's app) always goes to the master.
+    "SHARED_APPS": None,
     # Alias in DATABASES whose settings tenants inherit (engine, host, user...). For schema
     # isolation its database is the shared one.
     "DATABASE": "default",
@@ -57,11 +61,31 @@ def tenant_apps() -> list[str] | None:
     return None if apps is None else [str(a) for a in apps]
 
 
+def _registry_apps() -> tuple[str, ...]:
+    # The registry lives in the master database only, whichever app holds it.
+    from .registry import tenant_app_label
+
+    return ("tenant_migrate", tenant_app_label())
+
+
 def is_tenant_app(label: str) -> bool:
     apps = tenant_apps()
     if apps is None:
-        # The registry lives in the master database only, whichever app holds it.
-        from .registry import tenant_app_label
-
-        return label not in ("tenant_migrate", tenant_app_label())
+        return label not in _registry_apps()
     return label in apps
+
+
+def shared_apps() -> list[str] | None:
+    apps = get("SHARED_APPS")
+    return None if apps is None else [str(a) for a in apps]
+
+
+def is_shared_app(label: str) -> bool:
+    """Whether ``manage.py migrate`` creates the app's tables in the master."""
+    if label in _registry_apps():
+        return True
+    shared = shared_apps()
+    if shared is not None:
+        return label in shared
+    tenant = tenant_apps()
+    return tenant is None or label not in tenant

@@ -22,8 +22,13 @@ from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 from django.core.management.commands.migrate import Command as DjangoMigrate
 from django.db import DatabaseError as DjangoDatabaseError
-from django.db import connections, transaction
+from django.db import connections
 from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.exceptions import (
+    InconsistentMigrationHistory,
+    MigrationSchemaMissing,
+    NodeNotFoundError,
+)
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
@@ -36,16 +41,15 @@ from . import _core, conf
 from .connections import (
     _transaction_started,
     check_text,
-    is_tenant_alias,
     master_params,
     milliseconds,
     printable,
     register_alias,
     reset_session_path,
     rust_params,
-    tenant_schema,
     tenant_settings,
 )
+from .context import master_alias, tenant_as_default
 from .graph import RawGraphLoader, graph_json, needs_django, needs_python
 from .heartbeat import Heartbeat, same_terminal
 from .interrupt import INTERRUPTER, cancel_django
@@ -246,7 +250,7 @@ class RegistryRow:
 
 
 def _master_in_memory() -> bool:
-    master = connections["default"]
+    master = connections[master_alias()]
     return master.vendor == "sqlite" and master.is_in_memory_db()
 
 
@@ -259,7 +263,7 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
     master is an in-memory SQLite database (a test run), which another connection cannot see."""
     check_text("tenant id", tenant_id, 255)
     if _master_in_memory():
-        tenants = get_tenant_model()._default_manager.using("default")
+        tenants = get_tenant_model()._default_manager.using(master_alias())
         tenant = tenants.filter(**id_filter(tenant_id)).first()
         if tenant is None:
             raise _core.TenantNotFound(
@@ -272,7 +276,7 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
 
 def list_tenants() -> list[Any]:
     if _master_in_memory():
-        tenants = get_tenant_model()._default_manager.using("default")
+        tenants = get_tenant_model()._default_manager.using(master_alias())
         return [_row(t) for t in tenants.order_by(ordering())]
     return _core.list_tenants(master_params(), registry_json())
 
@@ -804,19 +808,9 @@ def print_header(out: Output, plan: _core.Plan) -> None:
 
 
 def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
-    """Django's emit_pre/post_migrate_signal, for the tenant apps only.
-
-    For a schema tenant the handlers run in one transaction, so that their statements share
-    one ``SET LOCAL search_path`` instead of a short transaction each.
-    """
-    if is_tenant_alias(alias) and tenant_schema(alias) is not None:
-        with transaction.atomic(using=alias):
-            _emit(signal, out, alias, opts, state_apps, plan)
-    else:
-        _emit(signal, out, alias, opts, state_apps, plan)
-
-
-def _emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
+    """Django's emit_pre/post_migrate_signal, for the tenant apps only. As under Django, the
+    receivers run in autocommit, in no transaction of ours: one that catches a database error
+    (an optional table) and carries on leaves nothing broken behind."""
     when = "pre" if signal is signals.pre_migrate else "post"
     for app_config in global_apps.get_app_configs():
         if app_config.models_module is None or not conf.is_tenant_app(app_config.label):
@@ -834,11 +828,21 @@ def _emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps
         )
 
 
-def unreflected_changes_notice(out: Output, loader: MigrationLoader) -> None:
+def unreflected_changes_notice(out: Output, shared: Shared) -> None:
     """Django's notice when nothing is pending but models of tenant apps have changes no
-    migration reflects (they would not be applied)."""
+    migration reflects (they would not be applied).
+
+    Compared on a graph with squashes resolved, as Django's executor loader has it: the raw
+    graph holds a squash beside the migrations it replaces, and its end state can put the
+    squash's operations after a later migration's (a change that exists nowhere).
+    """
     autodetector_class = getattr(DjangoMigrate, "autodetector", MigrationAutodetector)
     with DJANGO_LOCK:
+        try:
+            # Nothing is pending: every squash is applied, so Django's loader uses it.
+            loader = _CopiedLoader(None, shared)
+        except (MigrationSchemaMissing, NodeNotFoundError, InconsistentMigrationHistory):
+            return
         autodetector = autodetector_class(loader.project_state(), ProjectState.from_apps(global_apps))
         changes = autodetector.changes(graph=loader.graph)
     apps = sorted(app for app in changes if conf.is_tenant_app(app))
@@ -910,35 +914,50 @@ def migrate_record(
         if run_lock is not None:
             run_lock.release()
         raise
-    connection = connections[alias]
     stop_rust = INTERRUPTER.register(database.interrupt)
-    stop_django = INTERRUPTER.register(cancel_django(connection))
     try:
-        # Django's order: history and conflicts, then the app label, then the target; only
-        # then --prune, so that a run refused by any of them has deleted nothing.
-        if opts.app_label:
-            database.plan(shared.graph, None, None)
-            check_app_label(opts)
-        plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
-        if opts.prune:
-            prune(database, shared.graph, opts, out)
-        if opts.plan:
-            print_plan(out, record.tenant_id, plan, shared.loader)
-        if opts.check and plan.steps:
-            raise UnappliedMigrations(record.tenant_id)
-        # As Django's migrate: --prune, --plan and --check change no schema.
-        if opts.plan or opts.check or opts.prune:
-            return None
-        if opts.skip_up_to_date and not plan.steps:
-            return None
-        return _run(database, connection, plan, record, opts, out, shared)
+        # From here to the end of the run, in this thread, Django's default database is the
+        # tenant: migrations and signal receivers written for plain `migrate` reach it.
+        with tenant_as_default(alias) as connection:
+            stop_django = INTERRUPTER.register(cancel_django(connection))
+            try:
+                return _plan_and_run(database, connection, record, opts, out, shared)
+            finally:
+                INTERRUPTER.unregister(stop_django)
+                connection.close()
     finally:
         INTERRUPTER.unregister(stop_rust)
-        INTERRUPTER.unregister(stop_django)
         database.close()
-        connection.close()
         if run_lock is not None:
             run_lock.release()
+
+
+def _plan_and_run(
+    database: _core.TenantDatabase,
+    connection: Any,
+    record: _core.TenantRecord,
+    opts: MigrateOptions,
+    out: Output,
+    shared: Shared,
+) -> _core.Report | None:
+    # Django's order: history and conflicts, then the app label, then the target; only
+    # then --prune, so that a run refused by any of them has deleted nothing.
+    if opts.app_label:
+        database.plan(shared.graph, None, None)
+        check_app_label(opts)
+    plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
+    if opts.prune:
+        prune(database, shared.graph, opts, out)
+    if opts.plan:
+        print_plan(out, record.tenant_id, plan, shared.loader)
+    if opts.check and plan.steps:
+        raise UnappliedMigrations(record.tenant_id)
+    # As Django's migrate: --prune, --plan and --check change no schema.
+    if opts.plan or opts.check or opts.prune:
+        return None
+    if opts.skip_up_to_date and not plan.steps:
+        return None
+    return _run(database, connection, plan, record, opts, out, shared)
 
 
 def _post_migrate_apps(post_state: ProjectState) -> Any:
@@ -1003,7 +1022,7 @@ def _run(
     if not django_plan:
         out.write("  No migrations to apply.")
         if opts.verbosity >= 1:
-            unreflected_changes_notice(out, shared.loader)
+            unreflected_changes_notice(out, shared)
     shares_terminal = same_terminal(out.stdout, sys.stderr)
     heartbeat = Heartbeat(
         sys.stderr,

@@ -76,7 +76,13 @@ class Project:
         )
 
 
-def make_project(tmp_path: Path, tenant_apps: str | None = None, master: bool = True) -> Project:
+def make_project(
+    tmp_path: Path, tenant_apps: str | None = None, master: bool = True, shared_apps: str | None = "all"
+) -> Project:
+    """A private copy of the example project. The master gets every app by default (tenant apps
+    too), as plain Django's ``migrate`` does: a differential reference is then Django's own
+    result, and a tenant's row written into the master lands in a table there and is caught.
+    ``shared_apps=None`` keeps the package's default (tenant-only apps out of the master)."""
     root = tmp_path / "project"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("*.sqlite3", "tenants", "__pycache__"))
     env = {
@@ -88,6 +94,8 @@ def make_project(tmp_path: Path, tenant_apps: str | None = None, master: bool = 
     }
     if tenant_apps is not None:
         env["TM_TENANT_APPS"] = tenant_apps
+    if shared_apps is not None:
+        env["TM_SHARED_APPS"] = shared_apps
     project = Project(root, env)
     if master:
         project.manage("migrate", "--no-input")

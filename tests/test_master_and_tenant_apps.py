@@ -27,7 +27,8 @@ def master(project: Project) -> Path:
 
 
 def test_master_gets_shared_apps_only(tmp_path: Path) -> None:
-    project = make_project(tmp_path)  # TENANT_APPS users, products, orders; SHARED_APPS unset
+    # TENANT_APPS users, products, orders; SHARED_APPS unset: the default.
+    project = make_project(tmp_path, shared_apps=None)
     names = tables(master(project))
     assert {"auth_user", "django_content_type", "tenant_migrate_tenant"} <= names
     assert not {n for n in names if n.startswith(("users_", "products_", "orders_"))}
@@ -36,7 +37,7 @@ def test_master_gets_shared_apps_only(tmp_path: Path) -> None:
 
 
 def test_an_app_in_both_lists_goes_to_both(tmp_path: Path) -> None:
-    project = make_project(tmp_path, master=False)
+    project = make_project(tmp_path, master=False, shared_apps=None)
     project.env["TM_SHARED_APPS"] = "contenttypes,auth,users"
     project.manage("migrate", "--no-input")
     names = tables(master(project))
@@ -49,21 +50,24 @@ def test_an_app_in_both_lists_goes_to_both(tmp_path: Path) -> None:
 
 
 def test_check_warns_about_tenant_tables_in_the_master(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
+    project = make_project(tmp_path, shared_apps=None)
     quiet = project.manage("check", "--database", "default")
     assert "W002" not in quiet.stdout + quiet.stderr
     with sqlite3.connect(master(project)) as conn:
         conn.execute('CREATE TABLE "orders_order" ("id" integer NOT NULL PRIMARY KEY)')
     warned = project.manage("check", "--database", "default")
     text = warned.stdout + warned.stderr
-    assert "(tenant_migrate.W002) The master database holds tables of tenant-only app 'orders': orders_order." in text
+    warning = (
+        "(tenant_migrate.W002) The master database holds tables of tenant-only app 'orders': orders_order."
+    )
+    assert warning in text
     assert "Drop these tables from the master" in text
     # Where it matters most: the master's own migrate shows it too.
     assert "tenant_migrate.W002" in project.manage("migrate", "--no-input").stderr
 
 
 def test_migrate_on_a_tenant_alias_runs_migratetenant(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
+    project = make_project(tmp_path, shared_apps=None)
     before = master(project).read_bytes()
     project.create_tenant("acme")
     project.create_tenant("globex")
@@ -98,7 +102,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="User",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("username", models.CharField(max_length=150, unique=True)),
                 ("email", models.EmailField(max_length=254, unique=True)),
                 ("date_joined", models.DateTimeField(auto_now_add=True)),
@@ -120,7 +129,7 @@ class Migration(migrations.Migration):
 def test_notice_exactly_when_django_prints_it(tmp_path: Path, changed: bool) -> None:
     """A squash whose name sorts after a later migration (its graph holds both, until Django
     resolves the squash): the notice must follow Django's migrate, not the raw graph."""
-    project = make_project(tmp_path, master=False)
+    project = make_project(tmp_path, master=False, shared_apps=None)
     project.env["TM_SHARED_APPS"] = "contenttypes,auth,users"
     models_py = project.root / "users" / "models.py"
     field = "    nick = models.CharField(max_length={}, default='')\n"

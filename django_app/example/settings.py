@@ -5,7 +5,8 @@
   base for tenants) on PostgreSQL; the default is SQLite, with nothing to install.
 - ``TM_MASTER_SQLITE`` and ``TM_TENANT_DIR`` move the SQLite files.
 - ``TM_TENANT_APPS`` (comma separated) chooses which apps are migrated inside tenants, and
-  ``TM_SHARED_APPS`` which are migrated into the master (default: every other app).
+  ``TM_SHARED_APPS`` which are migrated into the master (default: every other app; ``all``:
+  every app, as plain Django's ``migrate`` does).
 - ``TM_TENANT_MODEL`` (``app_label.Model``) swaps the tenant model, installing its app;
   ``TM_TENANT_FIELDS`` and ``TM_ISOLATION_VALUES`` (JSON) map its fields.
 """
@@ -86,7 +87,14 @@ TENANT_MIGRATE = {
     "TENANT_APPS": os.environ.get("TM_TENANT_APPS", "users,products,orders").split(","),
     "SQLITE_DIR": os.environ.get("TM_TENANT_DIR", str(BASE_DIR / "tenants")),
     # The master gets every app that is not a tenant app; an app listed here goes to both.
-    "SHARED_APPS": os.environ["TM_SHARED_APPS"].split(",") if os.environ.get("TM_SHARED_APPS") else None,
+    # TM_SHARED_APPS=all puts every app in the master too (what plain Django's migrate does).
+    "SHARED_APPS": (
+        [app.rpartition(".")[2] for app in INSTALLED_APPS]
+        if os.environ.get("TM_SHARED_APPS") == "all"
+        else os.environ["TM_SHARED_APPS"].split(",")
+        if os.environ.get("TM_SHARED_APPS")
+        else None
+    ),
     "DATABASE": "tenants" if os.environ.get("TM_TENANT_PG_NAME") else "default",
     "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
     "SCHEMA_NAME": os.environ.get("TM_SCHEMA_NAME", "public_{tenant_id}"),

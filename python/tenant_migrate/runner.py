@@ -516,10 +516,12 @@ class DjangoHooks:
         quoter = self.connection.schema_editor(collect_sql=True)
 
         def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            head = sql.lstrip()[:7].upper()
-            # Reads, pragmas and the history row are not part of the migration's effect (Rust
-            # writes the row itself when it replays).
-            if not many and head not in ("SELECT ", "PRAGMA ") and "django_migrations" not in sql:
+            head = sql.lstrip()[:10].split(None, 1)[0].upper() if sql.strip() else ""
+            # Reads, pragmas, transaction control (Django's SQLite backend sends its own BEGIN
+            # and savepoints through the wrappers) and the history row are not part of the
+            # migration's effect: Rust runs each replay in its own transaction and writes the
+            # row itself.
+            if not many and head not in _NOT_EFFECTS and "django_migrations" not in sql:
                 text = sql if params is None else sql % tuple(quoter.quote_value(p) for p in params)
                 ran.append(text)
             return execute(sql, params, many, context)
@@ -557,6 +559,8 @@ class DjangoHooks:
         self.state = self.executor._create_project_state(with_applied_migrations=True)
         self.pending.clear()
 
+
+_NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
 
 TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
 

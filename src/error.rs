@@ -46,6 +46,12 @@ pub enum DbError {
     },
     #[error("{0}")]
     Config(String),
+    /// The run lock's connection ended (terminated, or closed by a proxy) while the run went on.
+    #[error("this run's lock on the tenant was lost (its database connection ended)")]
+    RunLockLost,
+    /// Another run wrote (or deleted) the history rows this migration was about to write.
+    #[error("another run recorded this migration meanwhile")]
+    RecordedElsewhere,
 }
 
 impl DbError {
@@ -89,6 +95,26 @@ pub enum Error {
         #[source]
         source: DbError,
     },
+    /// A non-atomic migration failed part way: what it ran before the failure is committed.
+    /// `detail` is the failure as for any migration (`Migration ... failed for tenant ...`).
+    #[error("{detail}\n{NOT_ROLLED_BACK}")]
+    NotRolledBack {
+        tenant: String,
+        migration: String,
+        detail: String,
+    },
+    /// Another run changed the tenant while this one applied `migration` (see `lock.rs`).
+    #[error(
+        "Migration {migration} was not committed for tenant '{tenant}': {source}. It was rolled \
+         back and no further migration was started; run again once no other run is migrating \
+         the tenant."
+    )]
+    Concurrent {
+        tenant: String,
+        migration: String,
+        #[source]
+        source: DbError,
+    },
     /// Another process holds this tenant's migration lock (see `lock.rs`).
     #[error("another migration is running for tenant '{0}'")]
     Busy(String),
@@ -124,6 +150,13 @@ impl Error {
         }
     }
 }
+
+/// What is known of a non-atomic migration that failed part way (Django runs its statements
+/// outside a transaction, and records it only once every operation has run).
+pub const NOT_ROLLED_BACK: &str =
+    "This migration is not atomic (atomic = False), so it was not rolled \
+back: every statement it ran before the failure is committed. It is not recorded as applied and \
+was not retried; check the tenant and finish or undo that work before running it again.";
 
 fn interrupted_text(tenant: &str, rolled_back: Option<&str>) -> String {
     match rolled_back {

@@ -51,6 +51,13 @@ create_exception!(
 );
 create_exception!(
     _core,
+    NotRolledBack,
+    MigrationFailed,
+    "A non-atomic migration failed part way: what it ran before the failure is committed; it \
+     was neither rolled back nor retried. args as MigrationFailed."
+);
+create_exception!(
+    _core,
     PlanError,
     TenantMigrateError,
     "Django would refuse to plan this migration run."
@@ -112,6 +119,13 @@ create_exception!(
 );
 create_exception!(
     _core,
+    ConcurrentRun,
+    TenantMigrateError,
+    "Another run changed the tenant while this one ran (this run's lock was lost, or the \
+     migration was recorded meanwhile); the migration in progress was rolled back."
+);
+create_exception!(
+    _core,
     Interrupted,
     TenantMigrateError,
     "The run was interrupted; the migration in progress was rolled back."
@@ -149,6 +163,7 @@ impl From<DbError> for PyErr {
             DbError::PermissionDenied(_) => PermissionDenied::new_err(msg),
             DbError::Query { .. } => DatabaseError::new_err(msg),
             DbError::Config(_) => InvalidArgument::new_err(msg),
+            DbError::RunLockLost | DbError::RecordedElsewhere => ConcurrentRun::new_err(msg),
         }
     }
 }
@@ -174,12 +189,40 @@ impl From<Error> for PyErr {
                     _ => MigrationFailed::new_err((msg, tenant, migration, statement, reason)),
                 }
             }
+            Error::NotRolledBack {
+                tenant, migration, ..
+            } => NotRolledBack::new_err((msg, tenant, migration, String::new(), String::new())),
+            Error::Concurrent { .. } => ConcurrentRun::new_err(msg),
             Error::Busy(_) => LockBusy::new_err(msg),
             Error::Interrupted { .. } => Interrupted::new_err(msg),
             Error::HookTimeout(_) => LockTimeout::new_err(msg),
             Error::Hook => TenantMigrateError::new_err(msg),
         }
     }
+}
+
+/// A non-atomic migration failed in Python (Django's executor): the Python exception's own
+/// text, then what that means, as `NotRolledBack` caused by the original exception.
+pub fn not_rolled_back(py: Python<'_>, cause: PyErr, tenant: String, migration: String) -> PyErr {
+    let value = cause.value(py);
+    let detail = if cause.is_instance_of::<MigrationFailed>(py) {
+        value
+            .getattr("args")
+            .and_then(|args| args.get_item(0))
+            .map(|first| first.to_string())
+            .unwrap_or_else(|_| value.to_string())
+    } else {
+        let kind = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".into());
+        format!("Migration {migration} failed for tenant '{tenant}': {kind}: {value}")
+    };
+    let message = format!("{detail}\n{}", core::NOT_ROLLED_BACK);
+    let err = NotRolledBack::new_err((message, tenant, migration, String::new(), String::new()));
+    err.set_cause(py, Some(cause));
+    err
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -191,7 +234,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatabaseError", py.get_type::<DatabaseError>())?;
     m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
     m.add("MigrationFailed", py.get_type::<MigrationFailed>())?;
+    m.add("NotRolledBack", py.get_type::<NotRolledBack>())?;
     m.add("LockBusy", py.get_type::<LockBusy>())?;
+    m.add("ConcurrentRun", py.get_type::<ConcurrentRun>())?;
     m.add("Interrupted", py.get_type::<Interrupted>())?;
     m.add("LockTimeout", py.get_type::<LockTimeout>())?;
     m.add("PlanError", py.get_type::<PlanError>())?;

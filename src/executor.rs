@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{Backend, Interrupt, Recording};
-use crate::error::{Error, Result};
+use crate::error::{DbError, Error, Result};
 use crate::graph::Key;
 use crate::plan::{Plan, Step};
 use crate::replay::{Compiled, Lookup, ReplayCache};
@@ -189,7 +189,7 @@ fn run_step(
     let fingerprint_before = known.take();
     let recording = recording_for(plan, step);
     if opts.fake || (!step.backwards && opts.fake_initial && hooks.soft_applied(step)?) {
-        backend.record(&recording)?;
+        record(backend, opts, step, &recording)?;
         return Ok((Outcome::Faked, Route::Record, 0, false));
     }
     let cache = opts
@@ -197,7 +197,7 @@ fn run_step(
         .filter(|_| !plan.needs_python.contains(&step.key));
     let Some(cache) = cache else {
         let Some(statements) = hooks.compile(step)? else {
-            let ran = hooks.apply_with_django(step)?;
+            let ran = apply_with_django(hooks, plan, opts, step)?;
             return Ok((
                 Outcome::Done,
                 Route::Django,
@@ -230,7 +230,7 @@ fn run_step(
                     (statements, Route::Sql)
                 }
                 // Order-sensitive: Django applies it here, and what it ran is kept for replay.
-                None => match hooks.apply_with_django(step)? {
+                None => match apply_with_django(hooks, plan, opts, step)? {
                     Some(ran) => (ran, Route::Django),
                     None => return Ok((Outcome::Done, Route::Django, 0, drift)),
                 },
@@ -252,6 +252,36 @@ fn run_step(
     }
 }
 
+/// Django applies the step. A non-atomic one that fails has committed what it ran before the
+/// failure: never retried as if it had been rolled back, and reported for what it is.
+fn apply_with_django(
+    hooks: &mut dyn Hooks,
+    plan: &Plan,
+    opts: &Options,
+    step: &Step,
+) -> Result<Option<Vec<String>>> {
+    hooks.apply_with_django(step).map_err(|e| {
+        if !plan.non_atomic.contains(&step.key) || opts.interrupt.is_set() {
+            return e;
+        }
+        let detail = match &e {
+            Error::MigrationFailed { .. } => e.to_string(),
+            // The glue replaces this with the Python exception's own text.
+            Error::Hook => String::new(),
+            other => format!(
+                "Migration {} failed for tenant '{}': {other}",
+                label(step),
+                opts.tenant
+            ),
+        };
+        Error::NotRolledBack {
+            tenant: opts.tenant.to_string(),
+            migration: label(step),
+            detail,
+        }
+    })
+}
+
 fn execute(
     backend: &mut dyn Backend,
     opts: &Options,
@@ -261,12 +291,38 @@ fn execute(
 ) -> Result<()> {
     backend
         .run_migration(statements, recording)
-        .map_err(|e| Error::MigrationFailed {
-            tenant: opts.tenant.to_string(),
-            migration: label(step),
-            statement: e.statement,
-            source: e.source,
+        .map_err(|e| match e.source {
+            source @ (DbError::RunLockLost | DbError::RecordedElsewhere) => {
+                concurrent(opts, step, source)
+            }
+            source => Error::MigrationFailed {
+                tenant: opts.tenant.to_string(),
+                migration: label(step),
+                statement: e.statement,
+                source,
+            },
         })
+}
+
+/// History rows written without running anything (`--fake`, soft-applied initial migrations).
+fn record(
+    backend: &mut dyn Backend,
+    opts: &Options,
+    step: &Step,
+    recording: &Recording,
+) -> Result<()> {
+    backend.record(recording).map_err(|e| match e {
+        DbError::RunLockLost | DbError::RecordedElsewhere => concurrent(opts, step, e),
+        other => other.into(),
+    })
+}
+
+fn concurrent(opts: &Options, step: &Step, source: DbError) -> Error {
+    Error::Concurrent {
+        tenant: opts.tenant.to_string(),
+        migration: label(step),
+        source,
+    }
 }
 
 /// `MigrationExecutor.check_replacements`: a squash whose replaced migrations are all applied

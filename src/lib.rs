@@ -33,6 +33,7 @@ use crate::tenant::RegistrySpec;
 const GRAPH_FORMAT_VERSION: u32 = graph::GRAPH_FORMAT_VERSION;
 
 #[pyclass(frozen, module = "tenant_migrate._core", get_all)]
+#[derive(Clone)]
 struct TenantRecord {
     tenant_id: String,
     name: String,
@@ -40,6 +41,8 @@ struct TenantRecord {
     database_name: String,
     schema_name: String,
     connection: String,
+    /// Other tenants naming the same database (or schema): see `tenant::TenantRecord`.
+    namesakes: Vec<TenantRecord>,
 }
 
 #[pymethods]
@@ -463,11 +466,23 @@ impl TenantDatabase {
             retries,
             retry_delay,
         };
+        // A non-atomic step that failed in Python: (tenant, migration), to say so.
+        let mut partial: Option<(String, String)> = None;
         let result = self.with_backend(py, |b| {
-            executor::migrate(b, &plan.inner, &mut adapter, &opts)
+            executor::migrate(b, &plan.inner, &mut adapter, &opts).inspect_err(|e| {
+                if let Error::NotRolledBack {
+                    tenant, migration, ..
+                } = e
+                {
+                    partial = Some((tenant.clone(), migration.clone()));
+                }
+            })
         });
         if let Some(err) = adapter.error.take() {
-            return Err(err);
+            return Err(match partial {
+                Some((tenant, migration)) => errors::not_rolled_back(py, err, tenant, migration),
+                None => err,
+            });
         }
         let report = result?;
         let steps = report
@@ -517,6 +532,7 @@ fn record_to_py(record: tenant::TenantRecord) -> TenantRecord {
         database_name: record.database_name,
         schema_name: record.schema_name,
         connection: record.connection,
+        namesakes: record.namesakes.into_iter().map(record_to_py).collect(),
     }
 }
 
@@ -664,11 +680,25 @@ fn tenant_status(
 ) -> PyResult<Vec<TenantStatus>> {
     let spec = GraphSpec::from_json(graph_json)?;
     let statuses = py.detach(|| -> Result<Vec<TenantStatus>, Error> {
-        let params = params_json
+        // A tenant whose parameters cannot be read fails alone.
+        let parsed: Vec<_> = params_json
             .iter()
             .map(|p| ConnectionParams::from_json(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let histories = status::read_histories(&params, threads);
+            .collect();
+        let readable: Vec<ConnectionParams> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().cloned())
+            .collect();
+        let mut read = status::read_histories(&readable, threads).into_iter();
+        let histories: Vec<status::History> = parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => read.next().unwrap_or_else(|| {
+                    status::History::Failed(error::DbError::Config("not read".into()))
+                }),
+                Err(e) => status::History::Failed(e),
+            })
+            .collect();
         let request = TargetRequest {
             app_label,
             migration_name,
@@ -683,10 +713,53 @@ fn tenant_status(
     Ok(statuses)
 }
 
+/// The statements that guard a migration's history rows when Django writes them, run in the
+/// migration's own transaction before the row (see `lock.rs`): the tenant's record lock, and
+/// (None when this process holds no run lock for the tenant) a query whose one boolean says
+/// whether this process still holds its run lock.
+#[pyfunction]
+fn history_guard(params_json: &str) -> PyResult<(String, Option<String>)> {
+    let params = ConnectionParams::from_json(params_json)?;
+    Ok(lock::record_guard(&params)?)
+}
+
+/// The error a Django-applied migration raises when its history guard fails: `lost` when the
+/// run lock is gone, else the migration was recorded by another run meanwhile.
+#[pyfunction]
+fn concurrent_run(py: Python<'_>, tenant: String, migration: String, lost: bool) -> Py<PyAny> {
+    let source = if lost {
+        error::DbError::RunLockLost
+    } else {
+        error::DbError::RecordedElsewhere
+    };
+    PyErr::from(Error::Concurrent {
+        tenant,
+        migration,
+        source,
+    })
+    .into_value(py)
+    .into_any()
+}
+
+/// Interrupt (True) or stop interrupting (False) every wait of this process on a PostgreSQL
+/// server: connecting, a lock wait, a query (see `backend::client`). Set on Ctrl-C, so that a
+/// server that never answers cannot hold the command.
+#[pyfunction]
+fn interrupt_all(on: bool) {
+    backend::client::interrupt_all(on);
+}
+
 /// Close the idle PostgreSQL connections kept for reuse by later tenants; returns how many.
 #[pyfunction]
 fn close_idle_connections(py: Python<'_>) -> usize {
     py.detach(backend::postgres::close_idle)
+}
+
+/// Keep at most `limit` idle PostgreSQL connections for reuse (default 16, all databases
+/// together); returns the previous limit.
+#[pyfunction]
+fn set_idle_connection_limit(py: Python<'_>, limit: usize) -> usize {
+    py.detach(|| backend::postgres::set_idle_limit(limit))
 }
 
 #[pymodule]
@@ -699,6 +772,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tenant_status, m)?)?;
     m.add_function(wrap_pyfunction!(release_idle_connections, m)?)?;
     m.add_function(wrap_pyfunction!(close_idle_connections, m)?)?;
+    m.add_function(wrap_pyfunction!(set_idle_connection_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(history_guard, m)?)?;
+    m.add_function(wrap_pyfunction!(interrupt_all, m)?)?;
+    m.add_function(wrap_pyfunction!(concurrent_run, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<RunLock>()?;
     m.add_class::<TenantDatabase>()?;

@@ -9,29 +9,93 @@
 //!
 //! SQLite: an exclusive advisory lock on a file next to the tenant's database, released by the
 //! operating system when the process exits, however it exits.
+//!
+//! A lock held on a connection of its own can be lost while the run goes on: an operator's
+//! `pg_terminate_backend`, a proxy's idle-transaction timeout. So the lock is not what keeps a
+//! migration from being applied twice; every migration transaction is (see `record_guard`):
+//! it takes a transaction-level advisory lock of its own (the *record lock*, which dies with the
+//! transaction), and before its history rows are written it checks, in that transaction, that
+//! this process still holds the run lock and that no other run recorded the migration
+//! meanwhile. A run whose lock died stops before its next commit; a second run that took the
+//! lock over while the first was half-way through a migration finds that migration recorded and
+//! rolls its own copy back.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use postgres::types::Type;
-use postgres::Client;
+use tokio_postgres::types::Type;
 
-use crate::backend::postgres::{check_identifier, connect, pg_err};
+use crate::backend::client::{Client, READ_TIMEOUT};
+use crate::backend::postgres::{check_identifier, connect};
 use crate::backend::ConnectionParams;
 use crate::error::{DbError, Error, Result};
 
 /// Held for the duration of a run; dropping it releases the lock.
 pub enum RunLock {
-    Postgres(Box<Client>),
+    Postgres(PgRunLock),
     Sqlite(File),
     /// Nothing to lock (an in-memory SQLite database belongs to one process).
     None,
 }
 
+/// The lock connection, registered (see `held`) while it is held.
+pub struct PgRunLock {
+    _client: Box<Client>,
+    registered_as: String,
+}
+
+impl Drop for PgRunLock {
+    fn drop(&mut self) {
+        if let Ok(mut held) = registry().lock() {
+            held.remove(&self.registered_as);
+        }
+    }
+}
+
+/// A run lock this process holds: the advisory lock's id and the server process holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLock {
+    pub lock_id: i64,
+    pub pid: i32,
+}
+
+fn registry() -> &'static Mutex<HashMap<String, HeldLock>> {
+    static HELD: OnceLock<Mutex<HashMap<String, HeldLock>>> = OnceLock::new();
+    HELD.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The run lock this process holds for the tenant reached by `params`, if any.
+pub fn held(params: &ConnectionParams) -> Option<HeldLock> {
+    let key = registry_key(params).ok()?;
+    registry().lock().ok()?.get(&key).copied()
+}
+
+/// Server and tenant storage: the same database name on two servers is two tenants.
+fn registry_key(params: &ConnectionParams) -> Result<String> {
+    let ConnectionParams::Postgresql { host, port, .. } = params else {
+        return Err(Error::InvalidArgument("not PostgreSQL parameters".into()));
+    };
+    let host = host
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost");
+    Ok(format!(
+        "{host}\0{}\0{}",
+        port.unwrap_or(5432),
+        pg_key(params)?
+    ))
+}
+
 /// What identifies the tenant's storage: two tenants never share it, and every process that
 /// migrates the same tenant computes the same key.
 fn pg_key(params: &ConnectionParams) -> Result<String> {
+    storage_key("tenant_migrate", params)
+}
+
+fn storage_key(namespace: &str, params: &ConnectionParams) -> Result<String> {
     let ConnectionParams::Postgresql { dbname, schema, .. } = params else {
         return Err(Error::InvalidArgument("not PostgreSQL parameters".into()));
     };
@@ -39,10 +103,53 @@ fn pg_key(params: &ConnectionParams) -> Result<String> {
     Ok(match schema {
         Some(schema) => {
             check_identifier("schema", schema)?;
-            format!("tenant_migrate schema {dbname}.{schema}")
+            format!("{namespace} schema {dbname}.{schema}")
         }
-        None => format!("tenant_migrate database {dbname}"),
+        None => format!("{namespace} database {dbname}"),
     })
+}
+
+/// 64-bit FNV-1a: a lock id every process computes alike, without a round trip.
+fn fnv1a(text: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The two statements that guard a migration's history rows, inside its own transaction:
+/// take the tenant's record lock (held until the transaction ends, so two runs never write the
+/// same history at once), and, when this process holds the tenant's run lock, a query whose
+/// one boolean says whether it still does. Integers only: nothing user-supplied in the text.
+pub fn record_guard(params: &ConnectionParams) -> Result<(String, Option<String>)> {
+    Ok((record_lock_sql(params)?, held(params).map(alive_sql)))
+}
+
+/// The record lock of the tenant reached by `params`, as a statement.
+pub fn record_lock_sql(params: &ConnectionParams) -> Result<String> {
+    let record_lock = fnv1a(&storage_key("tenant_migrate record", params)?);
+    Ok(format!(
+        "SELECT pg_catalog.pg_advisory_xact_lock({record_lock})"
+    ))
+}
+
+fn alive_sql(held: HeldLock) -> String {
+    format!("SELECT {}", alive_condition(held))
+}
+
+/// Whether server process `pid` still holds advisory lock `lock_id` (a bigint lock shows in
+/// `pg_locks` as its high and low 32 bits, `objsubid` 1).
+pub fn alive_condition(held: HeldLock) -> String {
+    let bits = u64::from_ne_bytes(held.lock_id.to_ne_bytes());
+    format!(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
+         AND pid = {} AND objsubid = 1 AND classid::bigint = {} AND objid::bigint = {})",
+        held.pid,
+        bits >> 32,
+        bits & 0xffff_ffff
+    )
 }
 
 /// Take the tenant's run lock, waiting up to `wait` for another run to finish.
@@ -57,47 +164,57 @@ pub fn acquire(params: &ConnectionParams, tenant: &str, wait: Duration) -> Resul
 fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<RunLock> {
     let key = pg_key(params)?;
     let mut client = connect(params)?;
-    client.batch_execute("BEGIN").map_err(pg_err)?;
+    client.batch_execute("BEGIN")?;
     // A server-wide idle-in-transaction timeout would end the lock while the run goes on.
-    client
-        .batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        .map_err(pg_err)?;
+    client.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")?;
     // 64 bits of the key's md5 as the lock id; the key is a bound value.
     const KEY: &str = "('x' || substr(md5($1), 1, 16))::bit(64)::bigint";
+    let ids = format!("{KEY}, pg_catalog.pg_backend_pid()");
     let got = if wait.is_zero() {
-        let row = client
-            .query_typed_one(
-                &format!("SELECT pg_try_advisory_xact_lock({KEY})"),
-                &[(&key, Type::TEXT)],
-            )
-            .map_err(pg_err)?;
-        row.get::<_, bool>(0)
+        let row = client.query_typed_one(
+            &format!("SELECT pg_try_advisory_xact_lock({KEY}), {ids}"),
+            &[(&key, Type::TEXT)],
+        )?;
+        row.get::<_, bool>(0).then(|| held_lock(&row))
     } else {
         let ms = wait.as_millis().max(1);
-        client
-            .batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
-            .map_err(pg_err)?;
-        let sql = format!("SELECT pg_advisory_xact_lock({KEY})::text");
-        match client.query_typed_one(&sql, &[(&key, Type::TEXT)]) {
-            Ok(_) => {
-                client
-                    .batch_execute("SET LOCAL lock_timeout = 0")
-                    .map_err(pg_err)?;
-                true
+        client.batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))?;
+        let sql = format!("SELECT pg_advisory_xact_lock({KEY})::text, {ids}");
+        // The server gives up after `wait` (lock_timeout); this side, a little later.
+        client.read_timeout = wait + READ_TIMEOUT;
+        let locked = client.query_typed_one(&sql, &[(&key, Type::TEXT)]);
+        client.read_timeout = READ_TIMEOUT;
+        match locked {
+            Ok(row) => {
+                client.batch_execute("SET LOCAL lock_timeout = 0")?;
+                Some(held_lock(&row))
             }
-            Err(e) if pg_err_is_lock_timeout(&e) => false,
-            Err(e) => return Err(pg_err(e).into()),
+            Err(e) if is_lock_timeout(&e) => None,
+            Err(e) => return Err(e.into()),
         }
     };
-    if !got {
+    let Some(held) = got else {
         return Err(Error::Busy(tenant.to_string()));
+    };
+    let registered_as = registry_key(params)?;
+    if let Ok(mut registry) = registry().lock() {
+        registry.insert(registered_as.clone(), held);
     }
-    Ok(RunLock::Postgres(Box::new(client)))
+    Ok(RunLock::Postgres(PgRunLock {
+        _client: Box::new(client),
+        registered_as,
+    }))
 }
 
-fn pg_err_is_lock_timeout(e: &postgres::Error) -> bool {
-    e.as_db_error()
-        .is_some_and(|db| db.code().code() == "55P03")
+fn held_lock(row: &tokio_postgres::Row) -> HeldLock {
+    HeldLock {
+        lock_id: row.get(1),
+        pid: row.get(2),
+    }
+}
+
+fn is_lock_timeout(e: &DbError) -> bool {
+    matches!(e, DbError::Query { sqlstate: Some(code), .. } if code == "55P03")
 }
 
 fn sqlite_lock(path: &str, tenant: &str, wait: Duration) -> Result<RunLock> {
@@ -129,6 +246,32 @@ fn sqlite_lock(path: &str, tenant: &str, wait: Duration) -> Result<RunLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_guard_names_the_record_lock_and_checks_the_run_lock_only_when_held() {
+        let params = ConnectionParams::from_json(
+            r#"{"vendor": "postgresql", "dbname": "shared", "schema": "public_acme"}"#,
+        )
+        .unwrap();
+        let (lock, alive) = record_guard(&params).unwrap();
+        let id = fnv1a("tenant_migrate record schema shared.public_acme");
+        assert_eq!(
+            lock,
+            format!("SELECT pg_catalog.pg_advisory_xact_lock({id})")
+        );
+        assert_eq!(alive, None);
+        let key = registry_key(&params).unwrap();
+        registry().lock().unwrap().insert(
+            key.clone(),
+            HeldLock {
+                lock_id: -8070080442485551184,
+                pid: 42,
+            },
+        );
+        let alive = record_guard(&params).unwrap().1.unwrap();
+        assert!(alive.contains("pid = 42 AND objsubid = 1 AND classid::bigint = 2416005272 AND objid::bigint = 1020415920"), "{alive}");
+        registry().lock().unwrap().remove(&key);
+    }
 
     #[test]
     fn a_second_sqlite_lock_on_the_same_tenant_is_refused_until_the_first_is_dropped() {

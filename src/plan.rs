@@ -43,6 +43,8 @@ pub struct Plan {
     pub replace_migrations: bool,
     /// Migrations that cannot be reduced to SQL: never compiled, never replayed.
     pub needs_python: BTreeSet<Key>,
+    /// Migrations with `atomic = False`: what they ran before a failure stays committed.
+    pub non_atomic: BTreeSet<Key>,
     /// Django's applied set for this tenant, after squash bookkeeping.
     pub applied: BTreeSet<Key>,
 }
@@ -124,6 +126,12 @@ pub fn plan_for_target(
         .filter(|m| m.needs_python)
         .map(spec_key)
         .collect();
+    let non_atomic = spec
+        .migrations
+        .iter()
+        .filter(|m| !m.atomic)
+        .map(spec_key)
+        .collect();
     Ok(Plan {
         steps,
         full_plan,
@@ -131,6 +139,7 @@ pub fn plan_for_target(
         replacements,
         replace_migrations,
         needs_python,
+        non_atomic,
         applied: graph.applied.clone(),
     })
 }

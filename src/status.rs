@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use postgres::Client;
+use tokio_postgres::types::Type;
 
-use crate::backend::postgres::{connect, pg_err};
+use crate::backend::client::Client;
+use crate::backend::postgres::connect;
 use crate::backend::{quote_ident, ConnectionParams, RECORDER_TABLE};
 use crate::error::{DbError, PlanError};
 use crate::graph::{Graph, GraphSpec, Key};
@@ -288,16 +289,16 @@ fn sqlite_rows(path: &str) -> Result<Vec<HistoryRow>, DbError> {
 fn read_pg(client: &mut Client, schema: Option<&str>) -> History {
     // The schema (or, for a database of its own, the first schema of its search path, as
     // Django's introspection sees it) and whether the history table is in it.
-    let probe = client.query_one(
+    let probe = client.query_typed_one(
         "SELECT n.oid IS NOT NULL, EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
            WHERE c.relnamespace = n.oid AND c.relname = $2 AND c.relkind IN ('r', 'p')) \
          FROM (SELECT coalesce($1::text, current_schema()) AS nsp) s \
          LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp",
-        &[&schema, &RECORDER_TABLE],
+        &[(&schema, Type::TEXT), (&RECORDER_TABLE, Type::NAME)],
     );
     let (schema_exists, table_exists) = match probe {
         Ok(row) => (row.get::<_, bool>(0), row.get::<_, bool>(1)),
-        Err(e) => return History::Failed(pg_err(e)),
+        Err(e) => return History::Failed(e),
     };
     if let Some(schema) = schema {
         if !schema_exists {
@@ -320,7 +321,7 @@ fn read_pg(client: &mut Client, schema: Option<&str>) -> History {
          to_char(\"applied\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
          FROM {table} ORDER BY \"id\""
     );
-    match client.query(&sql, &[]) {
+    match client.query_typed(&sql, &[]) {
         Ok(rows) => History::Read(
             rows.iter()
                 .map(|r| HistoryRow {
@@ -330,7 +331,7 @@ fn read_pg(client: &mut Client, schema: Option<&str>) -> History {
                 })
                 .collect(),
         ),
-        Err(e) => History::Failed(pg_err(e)),
+        Err(e) => History::Failed(e),
     }
 }
 
@@ -348,9 +349,9 @@ fn classify_pg_connect_failure(params: &ConnectionParams, error: DbError) -> His
     let Ok(mut client) = connect(&maintenance) else {
         return History::Failed(error);
     };
-    match client.query_opt(
+    match client.query_typed_opt(
         "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
-        &[dbname],
+        &[(dbname, Type::NAME)],
     ) {
         Ok(None) => History::Missing(format!("database \"{dbname}\" does not exist")),
         _ => History::Failed(error),

@@ -3,12 +3,13 @@
 //! Which table and which columns is data from the Python side (`RegistrySpec`), so a swapped
 //! tenant model (say one made for django-tenants) is read the same way as the package's own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use postgres::types::Type;
 use serde::Deserialize;
+use tokio_postgres::types::{ToSql, Type};
 
-use crate::backend::postgres::{connect, pg_err};
+use crate::backend::client::pg_err;
+use crate::backend::postgres::connect;
 use crate::backend::{quote_ident, ConnectionParams};
 use crate::error::{DbError, Error};
 
@@ -22,6 +23,26 @@ pub struct TenantRecord {
     pub schema_name: String,
     /// JSON object of connection overrides (HOST, PORT, USER, PASSWORD, ...), as stored.
     pub connection: String,
+    /// Other tenants of the same isolation whose stored database name (database isolation) or
+    /// schema name (schema isolation) is this one's: they may share its storage, which the
+    /// caller, knowing where each really is (server overrides), refuses. At most
+    /// `MAX_NAMESAKES`; their own `namesakes` are left empty.
+    pub namesakes: Vec<TenantRecord>,
+}
+
+/// Enough to name the clash; a registry where more tenants share one name is broken anyway.
+const MAX_NAMESAKES: usize = 10;
+
+/// Which rows a registry read returns.
+enum Filter<'a> {
+    All,
+    Id(&'a str),
+    /// Every tenant but `tenant_id` whose `column` (None: every tenant) equals `value`.
+    Others {
+        tenant_id: &'a str,
+        column: Option<&'a str>,
+        value: &'a str,
+    },
 }
 
 /// Where one field of a `TenantRecord` comes from.
@@ -123,7 +144,19 @@ impl RegistrySpec {
             schema_name: field(&self.schema_name),
             connection: field(&self.connection),
             tenant_id: tenant_id.clone(),
+            namesakes: Vec::new(),
         }
+    }
+
+    /// The source and value of the name that locates `record`'s storage (database name or
+    /// schema name, by isolation).
+    fn location<'a>(&'a self, record: &'a TenantRecord) -> Option<(&'a Source, &'a str)> {
+        let (source, name) = match record.isolation.as_str() {
+            "database" => (&self.database_name, &record.database_name),
+            "schema" => (&self.schema_name, &record.schema_name),
+            _ => return None,
+        };
+        (!name.is_empty()).then_some((source, name.as_str()))
     }
 
     fn width(&self) -> usize {
@@ -142,30 +175,108 @@ fn missing_registry(table: &str) -> Error {
     ))
 }
 
-/// Find one tenant. Absent means `TenantNotFound` with the spec's text.
+/// Find one tenant, with its namesakes. Absent means `TenantNotFound` with the spec's text.
 pub fn lookup(
     master: &ConnectionParams,
     spec: &RegistrySpec,
     tenant_id: &str,
 ) -> Result<TenantRecord, Error> {
-    read(master, spec, Some(tenant_id))?
+    let mut record = read(master, spec, &Filter::Id(tenant_id))?
         .pop()
-        .ok_or_else(|| Error::TenantNotFound(tenant_id.to_string()))
+        .ok_or_else(|| Error::TenantNotFound(tenant_id.to_string()))?;
+    let Some((source, name)) = spec.location(&record) else {
+        return Ok(record);
+    };
+    let column = match source {
+        Source::Column(column) => Some(column.as_str()),
+        // A name made from the tenant id is unique as the id is.
+        Source::Value(template) if template.contains("{tenant_id}") => return Ok(record),
+        Source::Value(_) => None,
+    };
+    let others = read(
+        master,
+        spec,
+        &Filter::Others {
+            tenant_id,
+            column,
+            value: name,
+        },
+    )?;
+    record.namesakes = others
+        .into_iter()
+        .filter(|other| {
+            spec.location(other) == Some((source, name)) && other.isolation == record.isolation
+        })
+        .take(MAX_NAMESAKES)
+        .collect();
+    Ok(record)
 }
 
-/// Every tenant, ordered by tenant id (the documented order of all-tenant runs).
+/// Every tenant, ordered by tenant id (the documented order of all-tenant runs), each with its
+/// namesakes.
 pub fn list(master: &ConnectionParams, spec: &RegistrySpec) -> Result<Vec<TenantRecord>, Error> {
-    read(master, spec, None)
+    let mut records = read(master, spec, &Filter::All)?;
+    let mut by_location: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (index, record) in records.iter().enumerate() {
+        if let Some((_, name)) = spec.location(record) {
+            by_location
+                .entry((record.isolation.clone(), name.to_string()))
+                .or_default()
+                .push(index);
+        }
+    }
+    for indexes in by_location.values().filter(|group| group.len() > 1) {
+        for &index in indexes {
+            let namesakes = indexes
+                .iter()
+                .filter(|&&other| other != index)
+                .take(MAX_NAMESAKES)
+                .map(|&other| records[other].clone())
+                .collect();
+            records[index].namesakes = namesakes;
+        }
+    }
+    Ok(records)
 }
 
 fn read(
     master: &ConnectionParams,
     spec: &RegistrySpec,
-    tenant_id: Option<&str>,
+    filter: &Filter<'_>,
 ) -> Result<Vec<TenantRecord>, Error> {
     let select = spec.select()?;
     let id_column = quote_ident(&spec.tenant_id)?;
     let width = spec.width();
+    let others_column = match filter {
+        Filter::Others {
+            column: Some(column),
+            ..
+        } => Some(quote_ident(column)?),
+        _ => None,
+    };
+    let values: Vec<&str> = match filter {
+        Filter::All => vec![],
+        Filter::Id(id) => vec![id],
+        Filter::Others {
+            tenant_id, value, ..
+        } => match others_column {
+            Some(_) => vec![tenant_id, value],
+            None => vec![tenant_id],
+        },
+    };
+    // The filter, `prefix` marking bound values (`?1` for SQLite, `$1` for PostgreSQL).
+    let condition = |prefix: &str| match (filter, &others_column) {
+        (Filter::All, _) => String::new(),
+        (Filter::Id(_), _) => format!("WHERE {id_column} = {prefix}1"),
+        (Filter::Others { .. }, Some(column)) => {
+            format!("WHERE {id_column} <> {prefix}1 AND CAST({column} AS TEXT) = {prefix}2")
+        }
+        (Filter::Others { .. }, None) => format!("WHERE {id_column} <> {prefix}1"),
+    };
+    let limit = match filter {
+        Filter::Others { .. } => format!(" LIMIT {}", MAX_NAMESAKES + 1),
+        _ => String::new(),
+    };
     let rows = match master {
         ConnectionParams::Sqlite { path } => {
             let conn = rusqlite::Connection::open_with_flags(
@@ -184,24 +295,20 @@ fn read(
             if exists == 0 {
                 return Err(missing_registry(&spec.table));
             }
-            let filter = if tenant_id.is_some() {
-                format!("WHERE {id_column} = ?1")
-            } else {
-                String::new()
-            };
             let mut stmt = conn
-                .prepare(&format!("{select} {filter} ORDER BY {id_column}"))
+                .prepare(&format!(
+                    "{select} {} ORDER BY {id_column}{limit}",
+                    condition("?")
+                ))
                 .map_err(sq)?;
             let map = |r: &rusqlite::Row<'_>| {
                 (0..width)
                     .map(|i| r.get::<_, Option<String>>(i))
                     .collect::<Result<Vec<_>, _>>()
             };
-            let rows = match tenant_id {
-                Some(id) => stmt.query_map([id], map),
-                None => stmt.query_map([], map),
-            }
-            .map_err(sq)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(values.iter()), map)
+                .map_err(sq)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sq)?
         }
         ConnectionParams::Postgresql { .. } => {
@@ -212,20 +319,19 @@ fn read(
                 .query_typed_one(
                     "SELECT to_regclass($1) IS NOT NULL",
                     &[(&quote_ident(&spec.table)?, Type::TEXT)],
-                )
-                .map_err(pg_err)?
+                )?
                 .get::<_, bool>(0);
             if !exists {
                 return Err(missing_registry(&spec.table));
             }
-            let rows = match tenant_id {
-                Some(id) => client.query_typed(
-                    &format!("{select} WHERE {id_column} = $1"),
-                    &[(&id, Type::TEXT)],
-                ),
-                None => client.query_typed(&format!("{select} ORDER BY {id_column}"), &[]),
-            }
-            .map_err(pg_err)?;
+            let bound: Vec<(&(dyn ToSql + Sync), Type)> = values
+                .iter()
+                .map(|v| (v as &(dyn ToSql + Sync), Type::TEXT))
+                .collect();
+            let rows = client.query_typed(
+                &format!("{select} {} ORDER BY {id_column}{limit}", condition("$")),
+                &bound,
+            )?;
             rows.iter()
                 .map(|r| {
                     (0..width)
@@ -284,6 +390,32 @@ mod tests {
     }
 
     #[test]
+    fn namesakes_are_the_other_tenants_naming_the_same_database_or_schema() {
+        let dir = scratch("namesakes");
+        let master = sqlite_master(
+            &dir,
+            "CREATE TABLE tenant_migrate_tenant (tenant_id text, name text, isolation text, \
+             database_name text, schema_name text, connection text);
+             INSERT INTO tenant_migrate_tenant VALUES ('a', 'A', 'schema', '', 'shared', '{}');
+             INSERT INTO tenant_migrate_tenant VALUES ('b', 'B', 'schema', '', 'shared', '{}');
+             INSERT INTO tenant_migrate_tenant VALUES ('c', 'C', 'database', 'shared', '', '{}');
+             INSERT INTO tenant_migrate_tenant VALUES ('d', 'D', 'schema', '', 'own', '{}');",
+        );
+        let spec = RegistrySpec::default_table();
+        let ids = |r: &TenantRecord| {
+            r.namesakes
+                .iter()
+                .map(|n| n.tenant_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&lookup(&master, &spec, "a").unwrap()), ["b"]);
+        assert!(ids(&lookup(&master, &spec, "c").unwrap()).is_empty());
+        assert!(ids(&lookup(&master, &spec, "d").unwrap()).is_empty());
+        let all: Vec<_> = list(&master, &spec).unwrap().iter().map(ids).collect();
+        assert_eq!(all, [vec!["b"], vec!["a"], vec![], vec![]]);
+    }
+
+    #[test]
     fn reads_a_mapped_table_with_values_for_missing_columns() {
         let dir = scratch("mapped");
         let master = sqlite_master(
@@ -309,6 +441,7 @@ mod tests {
                 database_name: "acme_db".into(),
                 schema_name: "acme".into(),
                 connection: "{}".into(),
+                namesakes: vec![],
             }
         );
     }

@@ -7,6 +7,7 @@ __all__ = [
     "AmbiguousMigration",
     "AppWithoutMigrations",
     "CircularDependency",
+    "ConcurrentRun",
     "ConflictingMigrations",
     "ConnectionFailed",
     "DatabaseError",
@@ -19,6 +20,7 @@ __all__ = [
     "MigrationFailed",
     "MigrationNotFound",
     "NodeNotFound",
+    "NotRolledBack",
     "PermissionDenied",
     "Plan",
     "PlanError",
@@ -34,9 +36,13 @@ __all__ = [
     "__version__",
     "close_idle_connections",
     "compute_plan",
+    "concurrent_run",
+    "history_guard",
+    "interrupt_all",
     "list_tenants",
     "lookup_tenant",
     "release_idle_connections",
+    "set_idle_connection_limit",
     "tenant_status",
 ]
 
@@ -55,8 +61,16 @@ class InvalidArgument(TenantMigrateError): ...
 class MigrationFailed(TenantMigrateError):
     """``args``: ``(message, tenant, migration, statement, reason)``."""
 
+class NotRolledBack(MigrationFailed):
+    """A non-atomic migration failed part way: what it ran before the failure is committed; it
+    was neither rolled back nor retried (``args`` as ``MigrationFailed``)."""
+
 class LockBusy(TenantMigrateError):
     """Another process holds the tenant's run lock."""
+
+class ConcurrentRun(TenantMigrateError):
+    """Another run changed the tenant while this one ran (this run's lock was lost, or the
+    migration was recorded meanwhile); the migration in progress was rolled back."""
 
 class Interrupted(TenantMigrateError):
     """The run was interrupted; the migration in progress was rolled back."""
@@ -88,6 +102,10 @@ class TenantRecord:
     def schema_name(self) -> str: ...
     @property
     def connection(self) -> str: ...
+    @property
+    def namesakes(self) -> list[TenantRecord]:
+        """Other tenants of the same isolation whose stored database or schema name is this
+        one's (``lookup_tenant`` and ``list_tenants`` fill it in)."""
 
 @final
 class Plan:
@@ -241,3 +259,18 @@ def release_idle_connections(params_json: str) -> int:
 def lookup_tenant(master_json: str, registry_json: str, tenant_id: str) -> TenantRecord: ...
 def list_tenants(master_json: str, registry_json: str) -> list[TenantRecord]: ...
 def close_idle_connections() -> int: ...
+def set_idle_connection_limit(limit: int) -> int:
+    """Keep at most ``limit`` idle PostgreSQL connections for reuse (default 16, all databases
+    together); returns the previous limit."""
+
+def history_guard(params_json: str) -> tuple[str, str | None]:
+    """The statements guarding a history row Django writes, in its transaction: the tenant's
+    record lock, and (when this process holds the tenant's run lock) a one-boolean query saying
+    whether it still does."""
+
+def interrupt_all(on: bool) -> None:
+    """Interrupt (True) or stop interrupting (False) every wait of this process on a PostgreSQL
+    server: connecting, a lock wait, a query."""
+
+def concurrent_run(tenant: str, migration: str, lost: bool) -> ConcurrentRun:
+    """The error for a history row refused by the guard (``lost``: the run lock is gone)."""

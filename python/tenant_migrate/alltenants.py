@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from . import _core
+from .budget import fit_jobs
 from .connections import tenant_settings, vendor_of
 from .errors import to_command_error
 from .graph import graph_json
@@ -165,7 +166,22 @@ class AllTenantsRun:
         self.sem_lock = threading.Lock()
 
     def select(self) -> list[_core.TenantRecord]:
-        return select_tenants(self.tenant_ids, self.exclude)
+        records = select_tenants(self.tenant_ids, self.exclude)
+        self.fit_connection_limits()
+        return records
+
+    def fit_connection_limits(self) -> None:
+        """Fewer jobs when the master's connection limits leave no room for ``--jobs`` (see
+        ``budget.py``), said once; an error before any tenant when there is no room for one."""
+        jobs, notice = fit_jobs(self.jobs)
+        if notice is None:
+            return
+        self.jobs = jobs
+        self.per_server = min(self.per_server, jobs)
+        if self.json_report:
+            self.progress_stream.write(f"Note: {notice}\n")
+        else:
+            self.say(self.style.WARNING(f"Note: {notice}"))
 
     def semaphore(self, record: _core.TenantRecord) -> threading.Semaphore:
         key = server_key(record)
@@ -360,6 +376,9 @@ class AllTenantsRun:
     def print_report(self, outcomes: list[TenantOutcome], seconds: float) -> None:
         summary = self.summary(outcomes)
         summary["seconds"] = round(seconds, 3)
+        lost = self.journal.lost if self.journal is not None else None
+        if lost is not None:
+            summary["journal_error"] = lost
         if self.json_report:
             self.stdout.write(
                 json.dumps({"summary": summary, "tenants": [asdict(o) for o in outcomes]}, indent=2)
@@ -401,6 +420,13 @@ class AllTenantsRun:
             self.stdout.write("Tenants with unapplied migrations:")
             for o in pending:
                 self.stdout.write(f"  {o.tenant_id}")
+        if lost is not None and self.journal is not None:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Warning: the run journal (run #{self.journal.run.pk}) could not be completed in the "
+                    f"master database ({lost}); --resume would run again the tenants it did not record."
+                )
+            )
 
     def check(self) -> bool:
         """``--check``: every selected tenant's pending migrations, read at once and changing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,32 +85,284 @@ def sqlite_path(database_name: str) -> Path:
     return path
 
 
+# PostgreSQL silently truncates longer identifiers (in bytes): two names that differ only
+# beyond this would reach the same database or schema.
+MAX_IDENTIFIER_BYTES = 63
+# Names that belong to the server or the database itself, never to a tenant.
+RESERVED_DATABASES = ("postgres", "template0", "template1")
+RESERVED_SCHEMAS = ("public", "information_schema")  # and every name starting with pg_
+# The tenant template's id (see templates.py): never a tenant's, and its names are nobody's.
+TEMPLATE_ID = "_template"
+
+
+def check_tenant_id(tenant_id: str) -> None:
+    """The check every path applies to a tenant id, however it was written (createtenant, the
+    registry behind its back): not empty, printable, at most 63 bytes. (createtenant also
+    requires new ids to be lower-case slugs.)"""
+    if not tenant_id:
+        raise TenantConfigError("A tenant id must not be empty.")
+    check_text("tenant id", tenant_id)
+    size = len(tenant_id.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        raise TenantConfigError(
+            f"Invalid tenant id {_shown(tenant_id)}: it is {size} bytes long; at most {MAX_IDENTIFIER_BYTES}."
+        )
+
+
+def check_pg_name(kind: str, name: str) -> None:
+    """A PostgreSQL database or schema name, counted in bytes as PostgreSQL counts it."""
+    if not name:
+        raise TenantConfigError(f"The {kind} must not be empty.")
+    check_text(kind, name)
+    size = len(name.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        raise TenantConfigError(
+            f"Invalid {kind} {_shown(name)}: it is {size} bytes long; PostgreSQL allows at most "
+            f"{MAX_IDENTIFIER_BYTES} and would silently truncate it (onto another name)."
+        )
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "a number")
+
+
+def connection_overrides(record: Any) -> dict[str, Any]:
+    """A tenant's connection overrides, checked: a JSON object of HOST and USER (strings), PORT
+    (1 to 65535) and PASSWORD (a string or a number, taken as text; never shown in a message)."""
+    raw = record.connection
+    where = f"The connection overrides of tenant {_shown(str(record.tenant_id))}"
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "{}")
+        except ValueError:
+            raise TenantConfigError(f"{where} are not valid JSON.") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise TenantConfigError(f"{where} must be a JSON object, not {_json_type(raw)}.")
+    overrides: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in ALLOWED_OVERRIDES:
+            raise TenantConfigError(
+                f"{where} name {_shown(str(key))}; only {', '.join(ALLOWED_OVERRIDES)} can be overridden."
+            )
+        if value is None:
+            continue
+        if key == "PORT":
+            port = value if isinstance(value, int) and not isinstance(value, bool) else None
+            if isinstance(value, str) and value.strip().isdigit():
+                port = int(value)
+            if port is None or not 1 <= port <= 65535:
+                shown = _shown(value) if isinstance(value, str) else json.dumps(value)[:40]
+                raise TenantConfigError(f"{where}: PORT must be a number from 1 to 65535, not {shown}.")
+            overrides[key] = port
+        elif key == "PASSWORD":
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number or isinstance(value, str)):
+                raise TenantConfigError(f"{where}: PASSWORD must be a string, not {_json_type(value)}.")
+            overrides[key] = json.dumps(value) if number else value
+        else:
+            if not isinstance(value, str):
+                raise TenantConfigError(f"{where}: {key} must be a string, not {_json_type(value)}.")
+            check_text(f"{key} override", value, 255)
+            overrides[key] = value
+    return overrides
+
+
+def location(settings_dict: dict[str, Any], schema: str | None) -> tuple[str, ...]:
+    """Where a tenant's data is: two tenants at the same location would share it. (A SQLite
+    tenant's path is already resolved by ``sqlite_path``.)"""
+    if vendor_of(settings_dict) == "sqlite":
+        return ("sqlite", os.path.abspath(str(settings_dict.get("NAME") or "")))
+    return (
+        "postgresql",
+        str(settings_dict.get("HOST") or "localhost"),
+        str(settings_dict.get("PORT") or 5432),
+        str(settings_dict.get("NAME") or ""),
+        schema or "",
+    )
+
+
+def describe(settings_dict: dict[str, Any], schema: str | None) -> str:
+    if schema is not None:
+        return f"schema {schema!r} in database {settings_dict.get('NAME')!r}"
+    if vendor_of(settings_dict) == "sqlite":
+        return f"database file {settings_dict.get('NAME')}"
+    return f"database {settings_dict.get('NAME')!r}"
+
+
+_WHERE_KEYS = ("ENGINE", "HOST", "PORT", "NAME")
+
+
+def _reserved_locations(base: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """Locations no tenant may have: the master database, the base (shared) database, and the
+    tenant template's database and schema. Computed once per configuration (an all-tenants
+    run asks for every tenant)."""
+    from django.conf import settings
+
+    master = settings.DATABASES.get("default") or {}
+    key = (
+        tuple(str(base.get(k)) for k in _WHERE_KEYS),
+        tuple(str(master.get(k)) for k in _WHERE_KEYS),
+        repr(conf.configured()),
+    )
+    return _reserved_for(key, base, master)
+
+
+def _reserved_for(key: Any, base: dict[str, Any], master: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    try:
+        return _RESERVED_SEEN[key]
+    except KeyError:
+        pass
+    from .provisioning import defaults_for
+
+    reserved: dict[tuple[str, ...], str] = {}
+    try:
+        template_database, template_schema = defaults_for(TEMPLATE_ID)
+    except (KeyError, IndexError, ValueError):  # a DATABASE_NAME/SCHEMA_NAME str.format refuses
+        template_database = template_schema = None
+    if vendor_of(base) == "sqlite":
+        if template_database is not None:
+            path = (conf.sqlite_dir() / f"{template_database}.sqlite3").resolve()
+            reserved[("sqlite", str(path))] = "the tenant template's database"
+    else:
+        reserved[location(base, None)] = "the database schema tenants share"
+        if template_database is not None and template_schema is not None:
+            reserved[location({**base, "NAME": template_database}, None)] = "the tenant template's database"
+            reserved[location(base, template_schema)] = "the tenant template's schema"
+    try:
+        if vendor_of(master) == vendor_of(base):
+            resolved = dict(master)
+            if vendor_of(master) == "sqlite":
+                resolved["NAME"] = str(Path(str(master.get("NAME") or "")).resolve())
+            reserved[location(resolved, None)] = "the master database"
+    except TenantConfigError:
+        pass
+    if len(_RESERVED_SEEN) > 16:
+        _RESERVED_SEEN.clear()
+    _RESERVED_SEEN[key] = reserved
+    return reserved
+
+
+_RESERVED_SEEN: dict[Any, dict[tuple[str, ...], str]] = {}
+
+
 def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
-    """Django DATABASES entry for a tenant, and its schema (None for database isolation)."""
+    """Django DATABASES entry for a tenant, and its schema (None for database isolation).
+
+    Every path that reaches a tenant passes here (migratetenant, migratealltenants,
+    showtenantmigrations, ``--database=<tenant>``, createtenant), so this is where a registry
+    row, however it was written, is checked: its id and names (in bytes, as PostgreSQL counts
+    them), its connection overrides, names reserved to the server or the database (``public``,
+    ``pg_*``, ``information_schema``, ``postgres``, ``template0/1``), the master database, the
+    template tenant's names, and a database or schema another tenant of the registry already
+    names (``record.namesakes``, found by the registry read)."""
+    settings_dict, schema = _tenant_settings(record)
+    for other in getattr(record, "namesakes", None) or ():
+        if tenant_location(other) == location(settings_dict, schema):
+            raise TenantConfigError(
+                f"Tenant {_shown(record.tenant_id)} names the {describe(settings_dict, schema)}, which "
+                f"tenant {_shown(other.tenant_id)} names too: each tenant needs a database or schema "
+                "of its own (correct the registry)."
+            )
+    return settings_dict, schema
+
+
+def tenant_location(record: Any) -> tuple[str, ...] | None:
+    """Where a registry row's data is (see ``location``); None for a row that cannot be used."""
+    try:
+        return location(*_tenant_settings(record))
+    except (TenantConfigError, ValueError):
+        return None
+
+
+def _tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
+    check_tenant_id(record.tenant_id)
+    template = bool(getattr(record, "is_template", False))
+    if record.tenant_id == TEMPLATE_ID and not template:
+        raise TenantConfigError(f"The tenant id {TEMPLATE_ID!r} is reserved for the tenant template.")
     base = copy.deepcopy(connections.settings[conf.base_alias()])
     vendor = vendor_of(base)
-    overrides = record.connection
-    if isinstance(overrides, str):
-        overrides = json.loads(overrides or "{}")
-    for key, value in (overrides or {}).items():
-        if key not in ALLOWED_OVERRIDES:
-            raise TenantConfigError(f"Unsupported connection override {key!r}")
-        base[key] = value
+    reserved = {} if template else _reserved_locations(base)
+    base.update(connection_overrides(record))
     if record.isolation == "database":
         if vendor == "sqlite":
             base["NAME"] = str(sqlite_path(record.database_name))
         else:
-            check_text("database name", record.database_name, 63)
+            check_pg_name("database name", record.database_name)
+            if record.database_name in RESERVED_DATABASES:
+                raise TenantConfigError(
+                    f"Tenant {_shown(record.tenant_id)}: the database name {record.database_name!r} "
+                    "is reserved to the server."
+                )
             base["NAME"] = record.database_name
-        return base, None
-    if record.isolation == "schema":
+        schema = None
+    elif record.isolation == "schema":
         if vendor != "postgresql":
             raise TenantConfigError("Schema isolation requires PostgreSQL")
         if not record.schema_name:
             raise TenantConfigError(f"Tenant {record.tenant_id!r} has no schema name")
-        check_text("schema name", record.schema_name, 63)
-        return base, record.schema_name
-    raise TenantConfigError(f"Unknown isolation {record.isolation!r}")
+        check_pg_name("schema name", record.schema_name)
+        folded = record.schema_name.lower()
+        if folded in RESERVED_SCHEMAS or folded.startswith("pg_"):
+            raise TenantConfigError(
+                f"Tenant {_shown(record.tenant_id)}: the schema name {_shown(record.schema_name)} is "
+                "reserved to the database (public, information_schema, pg_*)."
+            )
+        schema = record.schema_name
+    else:
+        raise TenantConfigError(f"Unknown isolation {record.isolation!r}")
+    if vendor == "postgresql":
+        add_client_timeouts(base)
+    what = reserved.get(location(base, schema))
+    if what is not None:
+        raise TenantConfigError(
+            f"Tenant {_shown(record.tenant_id)} names the {describe(base, schema)}, which is {what}: "
+            "a tenant needs a database or schema of its own."
+        )
+    return base, schema
+
+
+# What a tenant's Django connection (psycopg, libpq parameters) gets unless the base alias's
+# OPTIONS say otherwise: a server that accepts the connection and never answers fails it in
+# CONNECT_TIMEOUT seconds, and a server that dies mid-run is noticed by TCP keepalives within
+# about a minute (as the Rust core's connections; see backend/postgres.rs).
+CONNECT_TIMEOUT = 10
+CLIENT_OPTIONS = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def psycopg_params(settings_dict: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``psycopg.connect`` to a tenant's server outside Django (creating a
+    database or schema, copying the template), with the same bounds as its Django connection."""
+    options = {**CLIENT_OPTIONS, **(settings_dict.get("OPTIONS") or {})}
+    password = settings_dict.get("PASSWORD")
+    return {
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        "user": settings_dict.get("USER") or None,
+        "password": str(password) if password not in (None, "") else None,
+        **{key: options[key] for key in CLIENT_OPTIONS},
+    }
+
+
+def add_client_timeouts(settings_dict: dict[str, Any]) -> None:
+    options = dict(settings_dict.get("OPTIONS") or {})
+    for key, value in CLIENT_OPTIONS.items():
+        options.setdefault(key, value)
+    settings_dict["OPTIONS"] = options
 
 
 def rust_params(
@@ -123,19 +376,32 @@ def rust_params(
     if vendor == "sqlite":
         return json.dumps({"vendor": "sqlite", "path": str(settings_dict["NAME"])})
     port = settings_dict.get("PORT")
+    options = settings_dict.get("OPTIONS") or {}
+    password = settings_dict.get("PASSWORD")
     return json.dumps(
         {
             "vendor": "postgresql",
             "host": settings_dict.get("HOST") or None,
             "port": int(port) if port else None,
             "user": settings_dict.get("USER") or None,
-            "password": settings_dict.get("PASSWORD") or None,
+            # Text whatever its JSON type: the core takes a string, and never shows it.
+            "password": str(password) if password not in (None, "") else None,
             "dbname": settings_dict.get("NAME"),
             "schema": schema,
+            "connect_timeout": _whole_seconds(options.get("connect_timeout", CONNECT_TIMEOUT)),
             "lock_timeout_ms": milliseconds(lock_timeout),
             "statement_timeout_ms": milliseconds(statement_timeout),
         }
     )
+
+
+def _whole_seconds(value: Any) -> int:
+    """libpq's connect_timeout: seconds, 0 or less meaning none (here: the default)."""
+    try:
+        seconds = int(float(value))
+    except (TypeError, ValueError):
+        return CONNECT_TIMEOUT
+    return seconds if 0 < seconds <= 3600 else CONNECT_TIMEOUT
 
 
 def milliseconds(seconds: float | None) -> int | None:
@@ -186,6 +452,65 @@ def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     schema = _TENANT_ALIASES.get(connection.alias)
     if schema is not None and _schema_wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.append(_schema_wrapper)
+    if (
+        connection.alias in _TENANT_ALIASES
+        and connection.vendor == "postgresql"
+        and _history_guard not in connection.execute_wrappers
+    ):
+        connection.execute_wrappers.append(_history_guard)
+
+
+# How Django's MigrationRecorder writes a tenant's history: record_applied binds (app, name,
+# applied), record_unapplied (app, name).
+_RECORDER_WRITES = ('INSERT INTO "django_migrations"', 'DELETE FROM "django_migrations"')
+
+
+def _history_guard(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """A history row Django writes for a tenant (a migration it applied: RunPython, non-atomic)
+    is guarded as the Rust core guards its own (see ``lock.rs``): in the row's transaction, the
+    tenant's record lock is taken, then the row is written only if this process still holds the
+    tenant's run lock and no other run wrote (or deleted) that row meanwhile. Otherwise the
+    migration's transaction rolls back with ``ConcurrentRun``."""
+    connection = context["connection"]
+    if (
+        many
+        or getattr(connection, "_tenant_migrate_guarding", False)
+        or not sql.startswith(_RECORDER_WRITES)
+        or not isinstance(params, (list, tuple))
+        or len(params) < 2
+    ):
+        return execute(sql, params, many, context)
+    if connection.in_atomic_block:
+        _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
+        return execute(sql, params, many, context)
+    # Autocommit (after a non-atomic migration): the check and the row commit together.
+    with transaction.atomic(using=connection.alias):
+        _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
+        return execute(sql, params, many, context)
+
+
+def _check_history(connection: Any, inserting: bool, app: str, name: str) -> None:
+    from . import _core
+
+    schema = _TENANT_ALIASES.get(connection.alias)
+    lock, alive = _core.history_guard(rust_params(connection.settings_dict, schema))
+    table = (quote_ident(schema) + "." if schema is not None else "") + '"django_migrations"'
+    connection._tenant_migrate_guarding = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(lock)
+            if alive is not None:
+                cursor.execute(alive)
+                if not cursor.fetchone()[0]:
+                    raise _core.concurrent_run(connection.alias, f"{app}.{name}", True)
+            cursor.execute(f'SELECT count(*) FROM {table} WHERE "app" = %s AND "name" = %s', [app, name])
+            present = cursor.fetchone()[0] > 0
+    finally:
+        connection._tenant_migrate_guarding = False
+    # A row to write must be absent; one to delete present (Django also deletes a squash's own
+    # row, which may never have been written: only a written row can have gone meanwhile).
+    if inserting and present:
+        raise _core.concurrent_run(connection.alias, f"{app}.{name}", False)
 
 
 def reset_session_path(connection: Any) -> None:

@@ -43,6 +43,8 @@ class Interrupter:
 
     def fire(self) -> None:
         self.fired.set()
+        # Waits on a server that does not answer (connecting, a lock) give up too.
+        _core.interrupt_all(True)
         with self._lock:
             targets = list(self._targets.values())
         for target in targets:
@@ -59,6 +61,7 @@ class Interrupter:
 
     def reset(self) -> None:
         self.fired.clear()
+        _core.interrupt_all(False)
         with self._lock:
             self._targets.clear()
 
@@ -125,10 +128,32 @@ def watch_sigint() -> Iterator[Interrupter]:
         writer.close()
 
 
+def _not_atomic(label: str) -> bool:
+    """Whether the migration printed as ``label`` (``app/name.py``, ``Unapplying app/name.py``)
+    has ``atomic = False``: Django runs it outside a transaction, so an interrupt cannot roll
+    back what it already ran."""
+    app, _, name = label.removeprefix("Unapplying ").partition("/")
+    try:
+        from django.db.migrations.loader import MigrationLoader
+
+        migration = MigrationLoader(None, ignore_no_migrations=True).disk_migrations.get(
+            (app, name.removesuffix(".py"))
+        )
+    except Exception:
+        return False
+    return migration is not None and not migration.atomic
+
+
 def interrupted_text(tenant_id: str, out: Any) -> str:
     """What an interrupted run of one tenant did, from its ``Output``'s record of the steps."""
     lines = []
-    if out.current is not None:
+    if out.current is not None and _not_atomic(out.current):
+        lines.append(
+            f"Interrupted: {out.current} is not atomic, so it was not rolled back for tenant "
+            f"'{tenant_id}': every statement it ran before the interrupt is committed, and it is "
+            "not recorded as applied."
+        )
+    elif out.current is not None:
         lines.append(f"Interrupted: {out.current} was rolled back for tenant '{tenant_id}'.")
     else:
         lines.append(f"Interrupted for tenant '{tenant_id}' between migrations.")

@@ -4,16 +4,31 @@ or were never reached, even after the process was killed."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from .models import MigrationRun, MigrationRunTenant
-from .runner import TenantRunError
+from .runner import MigrateOptions, TenantRunError
 
-# Outcomes that --resume runs again.
-UNFINISHED = ("not-reached", "failed", "skipped")
+# Outcomes that --resume runs again: everything that did not finish (a tenant whose migration
+# in progress was rolled back by Ctrl-C is "interrupted").
+UNFINISHED = ("not-reached", "failed", "skipped", "interrupted")
+
+# What a run did to each tenant depends on these, and on nothing else: the journal keeps them
+# and --resume repeats them. (The option each comes from, for messages.)
+REPEATED = {
+    "app_label": "the target",
+    "migration_name": "the target",
+    "fake": "--fake",
+    "fake_initial": "--fake-initial",
+    "lock_wait": "--lock-wait",
+    "lock_timeout": "--lock-timeout",
+    "statement_timeout": "--statement-timeout",
+    "retries": "--retries",
+}
 
 MASTER = "default"
 
@@ -39,16 +54,98 @@ class Journal:
         except DatabaseError as err:
             raise _missing_table(err) from None
 
+        # Outcomes not yet written (the master was unreachable), and why the last write failed.
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.lost: str | None = None
+
     def record(self, tenant_id: str, status: str, seconds: float, error: str | None) -> None:
-        MigrationRunTenant.objects.using(MASTER).filter(run=self.run, tenant_id=tenant_id).update(
-            status=status, seconds=round(seconds, 3), error=error or "", finished_at=timezone.now()
-        )
+        self.pending[tenant_id] = {
+            "status": status,
+            "seconds": round(seconds, 3),
+            "error": error or "",
+            "finished_at": timezone.now(),
+        }
+        self._write(self._write_pending)
 
     def finish(self) -> None:
+        """The run's final status. If the master cannot be written even now, ``lost`` says why
+        (the run stays ``running`` in the journal; the caller says so)."""
+        self._write(self._write_pending, self._write_status)
+
+    def _write_pending(self) -> None:
+        for tenant_id, values in list(self.pending.items()):
+            MigrationRunTenant.objects.using(MASTER).filter(run=self.run, tenant_id=tenant_id).update(
+                **values
+            )
+            del self.pending[tenant_id]
+
+    def _write_status(self) -> None:
         unfinished = self.run.tenants.using(MASTER).filter(status__in=UNFINISHED).exists()
         self.run.status = MigrationRun.Status.FAILED if unfinished else MigrationRun.Status.SUCCEEDED
         self.run.finished_at = timezone.now()
         self.run.save(using=MASTER, update_fields=["status", "finished_at"])
+
+    def _write(self, *steps: Any) -> None:
+        """The master's connection can be lost mid-run (a restart, a terminated backend, a
+        proxy): the tenants' work goes on, so a write is retried once on a new connection, and
+        what cannot be written now is kept for the next write."""
+        for _ in range(2):
+            try:
+                for step in steps:
+                    step()
+            except DatabaseError as err:
+                self.lost = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                try:
+                    connections[MASTER].close()
+                except DatabaseError:
+                    pass
+                continue
+            self.lost = None
+            return
+
+
+def arguments(opts: MigrateOptions) -> dict[str, Any]:
+    """What the journal keeps of a run's options: everything --resume must repeat."""
+    return {name: getattr(opts, name) for name in REPEATED}
+
+
+def _shown(opts: MigrateOptions | dict[str, Any], option: str) -> str:
+    get = opts.get if isinstance(opts, dict) else lambda name: getattr(opts, name)
+    if option == "the target":
+        words = [str(get(n)) for n in ("app_label", "migration_name") if get(n) is not None]
+        return repr(" ".join(words)) if words else "none"
+    name = next(n for n, o in REPEATED.items() if o == option)
+    value = get(name)
+    if isinstance(value, bool):
+        return "given" if value else "not given"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def resumed_options(run: MigrationRun, given: MigrateOptions) -> MigrateOptions:
+    """The options of the run being resumed, so that --resume does exactly what that run would
+    have done (a resumed ``orders zero --fake`` fakes too). An option given again must agree
+    with the run's; one left at its default takes the run's value. A journal written before an
+    option was kept leaves that option as given."""
+    recorded = run.arguments or {}
+    defaults = MigrateOptions()
+    target_given = given.app_label is not None
+    changes: dict[str, Any] = {}
+    for name, option in REPEATED.items():
+        if name not in recorded:
+            continue
+        value, was = getattr(given, name), recorded[name]
+        differs = value != was
+        if name in ("app_label", "migration_name"):
+            differs = differs and target_given
+        else:
+            differs = differs and value != getattr(defaults, name)
+        if differs:
+            raise TenantRunError(
+                f"--resume repeats run #{run.pk} as it was started: {option} cannot be changed "
+                f"(the run used {_shown(recorded, option)}, not {_shown(given, option)})."
+            )
+        changes[name] = was
+    return dataclasses.replace(given, **changes)
 
 
 def resume_selection() -> tuple[MigrationRun, list[str]]:

@@ -14,15 +14,19 @@ from django.db import transaction
 from . import conf
 from .connections import (
     TenantConfigError,
+    check_pg_name,
+    check_tenant_id,
     check_text,
+    describe,
+    location,
+    psycopg_params,
     quote_ident,
+    tenant_location,
     tenant_settings,
     vendor_of,
 )
 from .models import TENANT_ID_HELP, validate_tenant_id
 from .registry import ISOLATIONS, mapped_fields, new_tenant, shares_field, tenant_exists
-
-PG_MAX_IDENTIFIER_BYTES = 63
 
 
 class ProvisioningConnectionError(TenantConfigError):
@@ -49,6 +53,7 @@ def defaults_for(tenant_id: str) -> tuple[str, str]:
 
 
 def validate(spec: TenantSpec) -> None:
+    check_tenant_id(spec.tenant_id)
     try:
         validate_tenant_id(spec.tenant_id)
     except ValidationError:
@@ -91,6 +96,7 @@ def create_tenant(spec: TenantSpec, provisioner: Any = None) -> str:
         }
     )
     settings_dict, schema = tenant_settings(spec)
+    check_unique_location(spec.tenant_id, settings_dict, schema)
     with transaction.atomic(using="default"):
         tenant.save(using="default")
         copied = provisioner(settings_dict, schema) if provisioner is not None else None
@@ -111,27 +117,29 @@ def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
     return provision_postgres(settings_dict, schema)
 
 
+def check_unique_location(tenant_id: str, settings_dict: dict[str, Any], schema: str | None) -> None:
+    """A new tenant's database or schema must be no registered tenant's (even one whose database
+    or schema is missing now: it would come back to two tenants)."""
+    from .runner import list_tenants
+
+    mine = location(settings_dict, schema)
+    for record in list_tenants():
+        if record.tenant_id != tenant_id and tenant_location(record) == mine:
+            raise TenantConfigError(
+                f"The {describe(settings_dict, schema)} is tenant {record.tenant_id!r}'s: each tenant "
+                "needs a database or schema of its own."
+            )
+
+
 def check_pg_identifier(kind: str, name: str) -> None:
-    if not name or "\0" in name:
-        raise TenantConfigError(f"Invalid {kind} name {name!r}.")
-    if len(name.encode()) > PG_MAX_IDENTIFIER_BYTES:
-        raise TenantConfigError(
-            f"The {kind} name {name!r} is {len(name.encode())} bytes long; PostgreSQL allows at "
-            f"most {PG_MAX_IDENTIFIER_BYTES} (it would silently truncate it)."
-        )
+    check_pg_name(f"{kind} name", name)
 
 
 def provision_postgres(settings_dict: dict[str, Any], schema: str | None, template: str | None = None) -> str:
     """Create the database (as a copy of ``template`` when given) or the schema."""
     import psycopg
 
-    params = {
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-        "user": settings_dict.get("USER") or None,
-        "password": settings_dict.get("PASSWORD") or None,
-        "autocommit": True,
-    }
+    params = {**psycopg_params(settings_dict), "autocommit": True}
     name = settings_dict["NAME"]
     check_pg_identifier("database", name)
     if schema is not None:

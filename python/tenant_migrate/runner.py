@@ -40,6 +40,7 @@ from django.utils.module_loading import module_has_submodule
 from . import _core, conf
 from .connections import (
     _transaction_started,
+    check_tenant_id,
     check_text,
     master_params,
     milliseconds,
@@ -261,7 +262,7 @@ def _row(tenant: Any) -> RegistryRow:
 def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
     """The registry row, read by Rust from the master database; through Django only when the
     master is an in-memory SQLite database (a test run), which another connection cannot see."""
-    check_text("tenant id", tenant_id, 255)
+    check_tenant_id(tenant_id)
     if _master_in_memory():
         tenants = get_tenant_model()._default_manager.using(master_alias())
         tenant = tenants.filter(**id_filter(tenant_id)).first()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,25 @@ from django.core.management.color import no_style
 from django.db import connections
 
 from . import _core, conf
-from .connections import TenantConfigError, quote_ident, rust_params, tenant_settings, vendor_of
+from .connections import (
+    TEMPLATE_ID,
+    TenantConfigError,
+    psycopg_params,
+    quote_ident,
+    rust_params,
+    tenant_settings,
+    vendor_of,
+)
 from .provisioning import defaults_for, provision, provision_postgres
 from .runner import MigrateOptions, Output, RegistryRow, Shared, migrate_record
 from .status import Standing, read_standings
 
-TEMPLATE_ID = "_template"
+
+@dataclass(frozen=True)
+class TemplateRow(RegistryRow):
+    """The template's own record: the one allowed its reserved id and names."""
+
+    is_template: bool = True
 
 
 def enabled() -> bool:
@@ -41,8 +55,8 @@ def enabled() -> bool:
 def template_record(isolation: str = "database") -> RegistryRow:
     database_name, schema_name = defaults_for(TEMPLATE_ID)
     if isolation == "schema":
-        return RegistryRow(TEMPLATE_ID, "Tenant template", "schema", "", schema_name, "{}")
-    return RegistryRow(TEMPLATE_ID, "Tenant template", "database", database_name, "", "{}")
+        return TemplateRow(TEMPLATE_ID, "Tenant template", "schema", "", schema_name, "{}")
+    return TemplateRow(TEMPLATE_ID, "Tenant template", "database", database_name, "", "{}")
 
 
 def standing(shared: Shared, isolation: str = "database") -> Standing:
@@ -101,12 +115,7 @@ def _copy_schema(settings_dict: dict[str, Any], template: str, schema: str) -> s
     from .schemaclone import clone
 
     name = settings_dict["NAME"]
-    params = {
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-        "user": settings_dict.get("USER") or None,
-        "password": settings_dict.get("PASSWORD") or None,
-    }
+    params = psycopg_params(settings_dict)
     with psycopg.connect(dbname=name, **params) as conn:
         with conn.transaction():
             if not clone(conn, template, schema):

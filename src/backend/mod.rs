@@ -1,5 +1,6 @@
 //! One small trait, one implementation per database. The executor is written once against it.
 
+pub mod client;
 pub mod postgres;
 pub mod sqlite;
 
@@ -49,9 +50,15 @@ pub enum ConnectionParams {
 }
 
 impl ConnectionParams {
+    /// The error says where, never what: the text may hold a password.
     pub fn from_json(text: &str) -> Result<Self, DbError> {
-        serde_json::from_str(text)
-            .map_err(|e| DbError::Config(format!("invalid connection parameters: {e}")))
+        serde_json::from_str(text).map_err(|e| {
+            DbError::Config(format!(
+                "invalid connection parameters (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })
     }
 }
 
@@ -111,7 +118,7 @@ impl Running {
 
 /// Stops the statement a connection is running, from another thread.
 pub enum Canceller {
-    Postgres(::postgres::CancelToken),
+    Postgres(tokio_postgres::CancelToken),
     Sqlite(rusqlite::InterruptHandle),
 }
 
@@ -120,9 +127,7 @@ impl Canceller {
         match self {
             // Best effort: a statement that already finished has nothing to cancel, and the
             // interrupt flag stops the migration before its commit anyway.
-            Canceller::Postgres(token) => {
-                let _ = token.cancel_query(::postgres::NoTls);
-            }
+            Canceller::Postgres(token) => client::cancel(token),
             Canceller::Sqlite(handle) => handle.interrupt(),
         }
     }

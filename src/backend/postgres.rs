@@ -10,12 +10,12 @@
 //! in one round trip. A named prepared statement (what `query` makes) would be parsed on one
 //! server connection and could be executed on another behind a transaction-pooling proxy.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use postgres::types::Type;
-use postgres::{Client, NoTls};
+use tokio_postgres::types::Type;
+
+use super::client::Client;
 
 use super::{
     interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording, Running,
@@ -27,20 +27,65 @@ use crate::graph::Key;
 /// PostgreSQL silently truncates longer identifiers, which could make two tenants share one.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
-/// Idle connections kept per server/database/user, reused by the next tenant of the same
-/// database (schema isolation) instead of paying a connection start-up per tenant.
-const POOL_PER_KEY: usize = 16;
+/// Idle connections kept for reuse, all databases together, the most recently used last.
+///
+/// The next tenant of the same database (schema isolation, the master) reuses one instead of
+/// paying a connection start-up. The bound is on the total, not per database: with database
+/// isolation every tenant is a database of its own, visited once per run, and a per-database
+/// pool would keep one idle session per tenant until the server's `max_connections` (or the
+/// role's `CONNECTION LIMIT`) refuses the next one. The oldest idle connection is closed first.
+const DEFAULT_IDLE_LIMIT: usize = 16;
 
-fn pool() -> &'static Mutex<HashMap<String, Vec<Client>>> {
-    static POOL: OnceLock<Mutex<HashMap<String, Vec<Client>>>> = OnceLock::new();
-    POOL.get_or_init(|| Mutex::new(HashMap::new()))
+struct Pool {
+    idle: Vec<(String, Client)>,
+    limit: usize,
+}
+
+impl Pool {
+    fn take(&mut self, key: &str) -> Option<Client> {
+        let at = self.idle.iter().rposition(|(k, _)| k == key)?;
+        Some(self.idle.remove(at).1)
+    }
+
+    fn put(&mut self, key: String, client: Client) {
+        self.idle.push((key, client));
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        let excess = self.idle.len().saturating_sub(self.limit);
+        self.idle.drain(..excess);
+    }
+}
+
+fn pool() -> &'static Mutex<Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Mutex::new(Pool {
+            idle: Vec::new(),
+            limit: DEFAULT_IDLE_LIMIT,
+        })
+    })
 }
 
 /// Close every idle pooled connection (a test tearing down its database, say); returns how many.
 pub fn close_idle() -> usize {
     match pool().lock() {
-        Ok(mut idle) => idle.drain().map(|(_, clients)| clients.len()).sum(),
+        Ok(mut p) => p.idle.drain(..).count(),
         Err(_) => 0,
+    }
+}
+
+/// Keep at most `limit` idle connections from now on (0: close each when its tenant is done),
+/// for a role whose `CONNECTION LIMIT` leaves no room for idle ones; returns the previous limit.
+pub fn set_idle_limit(limit: usize) -> usize {
+    match pool().lock() {
+        Ok(mut p) => {
+            let previous = std::mem::replace(&mut p.limit, limit);
+            p.trim();
+            previous
+        }
+        Err(_) => DEFAULT_IDLE_LIMIT,
     }
 }
 
@@ -59,27 +104,8 @@ pub struct PostgresBackend {
     /// The history table, schema-qualified when the tenant has a schema.
     recorder: String,
     pid: Option<i32>,
-}
-
-pub fn pg_err(e: postgres::Error) -> DbError {
-    match e.as_db_error() {
-        Some(db) => DbError::query(db.message().to_string(), Some(db.code().code().to_string())),
-        None => DbError::query(e.to_string(), None),
-    }
-}
-
-/// The server's reason for refusing a connection, without the crate's prefix.
-fn connect_reason(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return db.message().to_string();
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text = s.to_string();
-        source = s.source();
-    }
-    text
+    /// How this tenant was reached: the run lock this process holds for it is looked up by it.
+    params: ConnectionParams,
 }
 
 pub fn check_identifier(kind: &str, name: &str) -> Result<(), DbError> {
@@ -95,7 +121,18 @@ pub fn check_identifier(kind: &str, name: &str) -> Result<(), DbError> {
     quote_ident(name).map(|_| ())
 }
 
-fn config(params: &ConnectionParams) -> Result<(postgres::Config, String), DbError> {
+/// How long connecting (start-up and authentication included) may take: the `connect_timeout`
+/// given (libpq's, from the alias's OPTIONS), or this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalives: a server that died under a long statement is noticed within about a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+fn config(
+    params: &ConnectionParams,
+) -> Result<(tokio_postgres::Config, Duration, String), DbError> {
     let ConnectionParams::Postgresql {
         host,
         port,
@@ -119,12 +156,20 @@ fn config(params: &ConnectionParams) -> Result<(postgres::Config, String), DbErr
         .as_deref()
         .filter(|u| !u.is_empty())
         .unwrap_or("postgres");
-    let mut config = postgres::Config::new();
+    let mut config = tokio_postgres::Config::new();
     config.host(host).port(port).dbname(dbname).user(user);
     if let Some(password) = password.as_deref().filter(|p| !p.is_empty()) {
         config.password(password);
     }
-    config.connect_timeout(Duration::from_secs(connect_timeout.unwrap_or(10)));
+    let connect_timeout = connect_timeout
+        .filter(|s| *s > 0)
+        .map_or(CONNECT_TIMEOUT, Duration::from_secs);
+    config
+        .connect_timeout(connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
     config.application_name(
         application_name
             .as_deref()
@@ -135,25 +180,24 @@ fn config(params: &ConnectionParams) -> Result<(postgres::Config, String), DbErr
         "{host}\0{port}\0{dbname}\0{user}\0{}",
         password.as_deref().unwrap_or("")
     );
-    Ok((config, key))
+    Ok((config, connect_timeout, key))
 }
 
+/// A connection of its own (not pooled), within the connect timeout.
 pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
-    let (config, _) = config(params)?;
-    config
-        .connect(NoTls)
-        .map_err(|e| DbError::Connect(connect_reason(&e)))
+    let (config, timeout, _) = config(params)?;
+    Client::connect(&config, timeout)
 }
 
 /// Close the idle pooled connections to one database (before it is used as a template: a
 /// database with other sessions cannot be copied).
 pub fn release_idle(params: &ConnectionParams) -> Result<usize, DbError> {
-    let (_, key) = config(params)?;
-    let released = pool()
-        .lock()
-        .ok()
-        .and_then(|mut p| p.remove(&key))
-        .map_or(0, |idle| idle.len());
+    let (_, _, key) = config(params)?;
+    let released = pool().lock().map_or(0, |mut p| {
+        let before = p.idle.len();
+        p.idle.retain(|(k, _)| *k != key);
+        before - p.idle.len()
+    });
     Ok(released)
 }
 
@@ -171,17 +215,15 @@ impl PostgresBackend {
         if let Some(schema) = schema {
             check_identifier("schema", schema)?;
         }
-        let (config, pool_key) = config(params)?;
+        let (config, connect_timeout, pool_key) = config(params)?;
         let pooled = pool()
             .lock()
             .ok()
-            .and_then(|mut p| p.get_mut(&pool_key).and_then(Vec::pop))
+            .and_then(|mut p| p.take(&pool_key))
             .filter(|c| !c.is_closed());
         let mut client = match pooled {
             Some(c) => c,
-            None => config
-                .connect(NoTls)
-                .map_err(|e| DbError::Connect(connect_reason(&e)))?,
+            None => Client::connect(&config, connect_timeout)?,
         };
         let table = quote_ident(RECORDER_TABLE)?;
         let (set_search_path, recorder) = match schema {
@@ -191,8 +233,7 @@ impl PostgresBackend {
                     .query_typed_opt(
                         "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
                         &[(schema, Type::TEXT)],
-                    )
-                    .map_err(pg_err)?
+                    )?
                     .is_some();
                 if !exists {
                     return Err(DbError::Connect(format!(
@@ -206,7 +247,11 @@ impl PostgresBackend {
                 )
             }
         };
-        let mut set_local = set_search_path;
+        // Every migration transaction takes the tenant's record lock first (see `lock.rs`).
+        let mut set_local = format!(
+            "{};\n{set_search_path}",
+            crate::lock::record_lock_sql(params).map_err(|e| DbError::Config(e.to_string()))?
+        );
         // Integers formatted by Rust: nothing user-supplied reaches the statement text.
         if let Some(ms) = lock_timeout_ms {
             set_local.push_str(&format!("SET LOCAL lock_timeout = '{ms}ms';\n"));
@@ -215,8 +260,7 @@ impl PostgresBackend {
             set_local.push_str(&format!("SET LOCAL statement_timeout = '{ms}ms';\n"));
         }
         let pid = client
-            .query_typed_one("SELECT pg_backend_pid()", &[])
-            .map_err(pg_err)?
+            .query_typed_one("SELECT pg_backend_pid()", &[])?
             .get::<_, i32>(0);
         Ok(PostgresBackend {
             pid: Some(pid),
@@ -228,6 +272,7 @@ impl PostgresBackend {
             running: Running::default(),
             step_by_step: lock_timeout_ms.is_some() || statement_timeout_ms.is_some(),
             recorder,
+            params: params.clone(),
         })
     }
 
@@ -240,7 +285,7 @@ impl PostgresBackend {
     /// BEGIN with the tenant's search path and timeouts, in one round trip.
     fn open_transaction(&mut self) -> Result<(), DbError> {
         let begin = format!("BEGIN;\n{}", self.set_local);
-        self.client()?.batch_execute(&begin).map_err(pg_err)
+        self.client()?.batch_execute(&begin)
     }
 
     fn rollback(&mut self) {
@@ -259,21 +304,70 @@ impl PostgresBackend {
             self.recorder
         );
         let interrupted_now = self.interrupt.is_set();
+        let guard = self.history_guard(recording);
         let client = self.client()?;
         if interrupted_now {
             return Err(interrupted());
         }
+        if let Some((sql, applied, unapplied)) = guard {
+            let keys = |keys: &[Key], part: fn(&Key) -> &String| -> Vec<String> {
+                keys.iter().map(|k| part(k).clone()).collect()
+            };
+            let row = client.query_typed_one(
+                &sql,
+                &[
+                    (&keys(&applied, |k| &k.0), Type::TEXT_ARRAY),
+                    (&keys(&applied, |k| &k.1), Type::TEXT_ARRAY),
+                    (&keys(&unapplied, |k| &k.0), Type::TEXT_ARRAY),
+                    (&keys(&unapplied, |k| &k.1), Type::TEXT_ARRAY),
+                ],
+            )?;
+            let (alive, present, still) = (
+                row.get::<_, bool>(0),
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2),
+            );
+            if !alive {
+                return Err(DbError::RunLockLost);
+            }
+            // Rows to write must be absent, and of rows to delete at least one present (a
+            // squash's own row may be missing): otherwise another run got there first.
+            if present > 0 || (applied.is_empty() && !unapplied.is_empty() && still == 0) {
+                return Err(DbError::RecordedElsewhere);
+            }
+        }
         for (app, name) in &recording.applied {
-            client
-                .query_typed(&insert, &[(app, Type::TEXT), (name, Type::TEXT)])
-                .map_err(pg_err)?;
+            client.query_typed(&insert, &[(app, Type::TEXT), (name, Type::TEXT)])?;
         }
         for (app, name) in &recording.unapplied {
-            client
-                .query_typed(&delete, &[(app, Type::TEXT), (name, Type::TEXT)])
-                .map_err(pg_err)?;
+            client.query_typed(&delete, &[(app, Type::TEXT), (name, Type::TEXT)])?;
         }
-        client.batch_execute("COMMIT").map_err(pg_err)
+        client.batch_execute("COMMIT")
+    }
+
+    /// The query that checks, in the migration's transaction and under its record lock, that
+    /// this process still holds the tenant's run lock (when it took one) and that no other run
+    /// wrote or deleted the rows this recording is about (see `lock.rs`); `$1`/`$2` are the
+    /// apps and names to insert, `$3`/`$4` those to delete. None when nothing is recorded.
+    fn history_guard(&self, recording: &Recording) -> Option<(String, Vec<Key>, Vec<Key>)> {
+        if recording.applied.is_empty() && recording.unapplied.is_empty() {
+            return None;
+        }
+        let alive = crate::lock::held(&self.params)
+            .map_or_else(|| "true".to_string(), crate::lock::alive_condition);
+        let matching = |apps: &str, names: &str| {
+            format!(
+                "(SELECT count(*) FROM {} r WHERE (r.\"app\", r.\"name\") IN \
+                 (SELECT * FROM unnest({apps}::text[], {names}::text[])))",
+                self.recorder
+            )
+        };
+        let sql = format!(
+            "SELECT {alive}, {}, {}",
+            matching("$1", "$2"),
+            matching("$3", "$4")
+        );
+        Some((sql, recording.applied.clone(), recording.unapplied.clone()))
     }
 
     /// Each statement in a round trip of its own, inside the open transaction, naming the one
@@ -287,7 +381,7 @@ impl PostgresBackend {
             running.set(None);
             result.map_err(|e| StatementError {
                 statement: statement.clone(),
-                source: pg_err(e),
+                source: e,
             })?;
         }
         Ok(())
@@ -336,10 +430,7 @@ impl Drop for PostgresBackend {
             return;
         }
         if let Ok(mut p) = pool().lock() {
-            let idle = p.entry(self.pool_key.clone()).or_default();
-            if idle.len() < POOL_PER_KEY {
-                idle.push(client);
-            }
+            p.put(std::mem::take(&mut self.pool_key), client);
         }
     }
 }
@@ -383,16 +474,13 @@ impl Backend for PostgresBackend {
         // The tenant's schema, or for a database of its own the first schema of its search
         // path, as Django's introspection sees it.
         let schema = self.schema.clone();
-        let row = self
-            .client()?
-            .query_typed_one(
-                "SELECT count(*) FROM pg_catalog.pg_class c \
+        let row = self.client()?.query_typed_one(
+            "SELECT count(*) FROM pg_catalog.pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
                  AND n.nspname = coalesce($2, current_schema())",
-                &[(&RECORDER_TABLE, Type::TEXT), (&schema, Type::TEXT)],
-            )
-            .map_err(pg_err)?;
+            &[(&RECORDER_TABLE, Type::TEXT), (&schema, Type::TEXT)],
+        )?;
         Ok(row.get::<_, i64>(0) > 0)
     }
 
@@ -412,7 +500,7 @@ impl Backend for PostgresBackend {
             "SELECT \"app\", \"name\" FROM {} ORDER BY \"id\"",
             self.recorder
         );
-        let rows = self.client()?.query_typed(&sql, &[]).map_err(pg_err)?;
+        let rows = self.client()?.query_typed(&sql, &[])?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -431,8 +519,7 @@ impl Backend for PostgresBackend {
         );
         let row = self
             .client()?
-            .query_typed_one(&sql, &[(&schema, Type::TEXT)])
-            .map_err(pg_err)?;
+            .query_typed_one(&sql, &[(&schema, Type::TEXT)])?;
         let catalog: String = row.get(0);
         let version: String = row.get(1);
         let history: String = row.get(2);
@@ -471,9 +558,9 @@ impl Backend for PostgresBackend {
             self.rollback();
             // Cancelled by the user: running the statements again to name one would undo that.
             if self.interrupt.is_set() {
-                return Err(StatementError::from(pg_err(e)));
+                return Err(StatementError::from(e));
             }
-            return Err(self.locate_failure(statements, pg_err(e)));
+            return Err(self.locate_failure(statements, e));
         }
         self.commit(recording)
     }

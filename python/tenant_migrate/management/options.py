@@ -70,7 +70,7 @@ def add_migrate_arguments(parser: CommandParser) -> None:
     )
     parser.add_argument(
         "--retries",
-        type=int,
+        type=retry_count,
         default=MigrateOptions.retries,
         metavar="N",
         help="How many times a migration rolled back by a lock or statement timeout is retried, "
@@ -79,6 +79,11 @@ def add_migrate_arguments(parser: CommandParser) -> None:
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}
+
+# Bounds of option values: beyond them a value is a typo (or 1e300), and would overflow what
+# receives it (a timer, the server's lock_timeout, a 32-bit count).
+MAX_SECONDS = 7 * 24 * 3600
+MAX_RETRIES = 1000
 
 
 def duration(text: str) -> float:
@@ -97,13 +102,43 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(message) from None
     if not math.isfinite(seconds) or seconds < 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be a finite number >= 0")
+    if seconds > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: must be at most {MAX_SECONDS} seconds (a week)"
+        )
     return seconds
+
+
+def bounded_seconds(text: str) -> float:
+    """A number of seconds (``--batch-pause``, ``--heartbeat``): finite and at most MAX_SECONDS
+    (a negative one is refused with the command's own message)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} seconds: must be at most {MAX_SECONDS} (a week)")
+    return seconds
+
+
+def retry_count(text: str) -> int:
+    """``--retries``: a whole number, at most MAX_RETRIES (a negative one is refused with the
+    command's own message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be a whole number") from None
+    if value > MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"{text} retries: must be at most {MAX_RETRIES}")
+    return value
 
 
 def migrate_options(options: dict[str, Any], **extra: Any) -> MigrateOptions:
     app_label, migration_name = split_target(options["app_label"], options["migration_name"])
     if migration_name and not app_label:
         raise Error("A migration name needs an app label.")
+    if "heartbeat" in extra:
+        extra["heartbeat"] = _seconds(extra["heartbeat"], "--heartbeat")
     return MigrateOptions(
         app_label=app_label,
         migration_name=migration_name,
@@ -120,17 +155,22 @@ def migrate_options(options: dict[str, Any], **extra: Any) -> MigrateOptions:
     )
 
 
-def _retries(value: int) -> int:
+def _retries(value: Any) -> int:
+    try:
+        value = retry_count(str(value))
+    except argparse.ArgumentTypeError as err:
+        raise Error(f"--retries: {err}") from None
     if value < 0:
         raise Error("--retries must be 0 or more.")
     return value
 
 
 def _seconds(value: Any, option: str) -> Any:
-    """call_command() hands keyword options over unparsed: accept them as the command line does."""
-    if value is None or isinstance(value, (int, float)):
+    """call_command() hands keyword options over unparsed: accept them as the command line
+    does, within the same bounds."""
+    if value is None:
         return value
     try:
-        return duration(str(value))
+        return duration(repr(float(value)) if isinstance(value, (int, float)) else str(value))
     except argparse.ArgumentTypeError as err:
         raise Error(f"{option}: {err}") from None

@@ -10,8 +10,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
-from tenant_migrate.journal import resume_selection
-from tenant_migrate.management.options import add_migrate_arguments, migrate_options
+from tenant_migrate.journal import arguments as journal_arguments
+from tenant_migrate.journal import resume_selection, resumed_options
+from tenant_migrate.management.options import (
+    MAX_SECONDS,
+    add_migrate_arguments,
+    bounded_seconds,
+    migrate_options,
+)
 from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
 from tenant_migrate.runner import MigrateOptions, Shared, check_app_label, list_tenants
 
@@ -65,8 +71,10 @@ class Command(BaseCommand):
         began = time.monotonic()
         with watch_sigint() as interrupter:
             try:
-                resumed = self.resume_target(options) if options["resume"] else None
                 opts = migrate_options(options, skip_up_to_date=True)
+                resumed = None
+                if options["resume"]:
+                    opts, resumed = self.resume(options, opts)
                 check_app_label(opts)
                 tenant_ids = selected_ids(options, resumed)
                 if resumed is not None and not tenant_ids:
@@ -120,15 +128,14 @@ class Command(BaseCommand):
                 f"{len(failed)} of {len(outcomes)} tenants failed: {', '.join(o.tenant_id for o in failed)}"
             )
 
-    def resume_target(self, options: dict[str, Any]) -> list[str]:
-        """The tenants --resume runs; the last run's target unless one is given."""
+    def resume(self, options: dict[str, Any], given: MigrateOptions) -> tuple[MigrateOptions, list[str]]:
+        """The tenants --resume runs, and the options it runs them with: the last run's target
+        and every option that decided what it did (see ``journal.resumed_options``)."""
         last, ids = resume_selection()
-        if options["app_label"] is None:
-            options["app_label"] = last.arguments.get("app_label")
-            options["migration_name"] = last.arguments.get("migration_name")
+        opts = resumed_options(last, given)
         if ids and options["verbosity"] >= 1 and not options["json"]:
             self.stdout.write(f"Resuming run #{last.pk}: {len(ids)} tenants failed or were not reached.")
-        return ids
+        return opts, ids
 
 
 def add_rollout_arguments(parser: CommandParser) -> None:
@@ -161,7 +168,7 @@ def add_rollout_arguments(parser: CommandParser) -> None:
     )
     parser.add_argument(
         "--batch-pause",
-        type=float,
+        type=bounded_seconds,
         default=0.0,
         metavar="SECONDS",
         help="Wait this long between waves.",
@@ -181,6 +188,8 @@ def check_rollout_arguments(options: dict[str, Any]) -> None:
         raise Error("--batch-size must be at least 1.")
     if options["batch_pause"] < 0:
         raise Error("--batch-pause must not be negative.")
+    if options["batch_pause"] > MAX_SECONDS:
+        raise Error(f"--batch-pause must be at most {MAX_SECONDS} seconds (a week).")
     if options["batch_pause"] and not options["batch_size"]:
         raise Error("--batch-pause needs --batch-size.")
     if options["resume"] and (options["tenant_ids"] or options["tenants_from"]):
@@ -195,15 +204,6 @@ def selected_ids(options: dict[str, Any], resumed: list[str] | None) -> list[str
         existing = {r.tenant_id for r in list_tenants()}
         return [t for t in resumed if t in existing]
     return named_tenant_ids(options)
-
-
-def journal_arguments(opts: MigrateOptions) -> dict[str, Any]:
-    return {
-        "app_label": opts.app_label,
-        "migration_name": opts.migration_name,
-        "fake": opts.fake,
-        "fake_initial": opts.fake_initial,
-    }
 
 
 def refresh_template(

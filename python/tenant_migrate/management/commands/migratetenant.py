@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import to_command_error
 from tenant_migrate.interrupt import EXIT_STATUS, interrupted_text, watch_sigint
-from tenant_migrate.management.options import add_migrate_arguments, migrate_options
+from tenant_migrate.management.options import add_migrate_arguments, bounded_seconds, migrate_options
 from tenant_migrate.runner import Output, UnappliedMigrations, migrate_tenant
 
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--heartbeat",
-            type=float,
+            type=bounded_seconds,
             default=5.0,
             metavar="SECONDS",
             help="While a migration runs longer than this, print what it is doing (and, on "

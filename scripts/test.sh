@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quick start, command 2: the whole test suite. Rust units and lints first, then one release
 # wheel (and an sdist) for the run, then pytest on every supported Django version through nox
-# (Django 4.2 and 5.2; 6.0 too where a Python 3.12+ interpreter is found), each session in its
-# own virtualenv with that wheel installed. Arguments go to pytest in every session.
+# (Django 5.2, the whole suite; 4.2, and 6.0 where a Python 3.12+ interpreter is found, what
+# depends on Django's version: see noxfile.py), each session in its own virtualenv with that
+# wheel installed, two test processes each. Arguments go to pytest in every session (and then
+# replace the selection).
 # PostgreSQL tests need a server (TM_TEST_PG, default
 # postgresql://postgres@127.0.0.1:5432/postgres); without one they are skipped with the reason,
 # unless TM_REQUIRE_POSTGRES=1 (as in CI), which turns a skip into a failure.
@@ -37,7 +39,8 @@ CARGO_TARGET_DIR="$PWD/target/sdist-build" "$dist/sdist-venv/bin/pip" install --
     --disable-pip-version-check "$TM_SDIST"
 "$dist/sdist-venv/bin/python" -c 'import tenant_migrate._core as core; print("sdist build:", core.__file__)'
 
-sessions=("tests(django='4.2')" "tests(django='5.2')")
+# The primary version (the whole suite) first; see noxfile.py for what the others run.
+sessions=("tests(django='5.2')" "tests(django='4.2')")
 if python3 -c 'import sys, noxfile; sys.exit(0 if noxfile.PYTHON_FOR_DJANGO6 else 1)'; then
     sessions+=("django6")
 else

@@ -1,11 +1,15 @@
 """Differential tests on a "real-world" project: migratetenant against Django's own migrate.
 
 The project (tests/projects/realworld) installs Django's contrib apps and popular third-party
-apps with long migration histories: 214 migrations run inside each tenant. Every tenant is
+apps with long migration histories: 302 migrations run inside each tenant. Every tenant is
 compared with a fresh database that Django's ``migrate`` built from the same project: schema
-(exact SQL on SQLite, the catalog on PostgreSQL), history, content types, permissions and sites.
-Then every app goes back to zero and forward again, on both sides, and they are compared after
-each step.
+(exact SQL on SQLite, the catalog on PostgreSQL), history, content types, permissions, sites,
+and the rows that Wagtail's data migrations write through default managers (pages, sites,
+collections, locales, workflows, groups and their permissions). Then every app goes back to
+zero and forward again, on both sides, and they are compared after each step; before that,
+Wagtail's admin goes back to zero alone and forward again, its reverse and forward data code
+meeting the rows the rest of the project keeps. The master, which has the same tables
+(TENANT_APPS is None), must not receive a single row of the tenants' runs.
 
 Needs the packages of tests/requirements-realworld.txt and is skipped without them. Django
 runs only in manage.py subprocesses (as users run it), so third-party import-time warnings
@@ -31,7 +35,7 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import ROOT, Project, migration_rows, sqlite_schema
-from pgutil import catalog, connect, create_database, history, pg_env
+from pgutil import catalog, connect, create_database, data, history, pg_env
 from psycopg import sql
 
 THIRD_PARTY = (
@@ -47,6 +51,7 @@ THIRD_PARTY = (
     "django_otp",
     "guardian",
     "knox",
+    "modelcluster",
     "oauth2_provider",
     "post_office",
     "rest_framework",
@@ -54,6 +59,7 @@ THIRD_PARTY = (
     "taggit",
     "timezone_field",
     "waffle",
+    "wagtail",
 )
 _missing = [name for name in THIRD_PARTY if importlib.util.find_spec(name) is None]
 if _missing:
@@ -79,12 +85,84 @@ PERMISSIONS = (
 )
 SITES = "SELECT id, domain, name FROM django_site"
 USERNAMES = "SELECT username FROM auth_user"
-# Rows that post_migrate handlers write, with the tables each query needs.
+# Rows that Wagtail's data migrations write with default managers (``apps.get_model(...)
+# .objects``): the squashed wagtailcore 0001-0016 (root and home pages, default site, the
+# Moderators and Editors groups and their page permissions), 0025 (root collection), 0048
+# (default workflow and approval task), 0054 (locale), 0086 (page permissions), and
+# wagtailadmin 0001 (a content type, a permission and the groups' hold of it; its reverse
+# deletes them). Keyed by natural keys (paths, names, codenames), not ids.
+GROUPS = "SELECT name FROM auth_group"
+GROUP_PERMISSIONS = (
+    "SELECT g.name, ct.app_label, ct.model, p.codename FROM auth_group_permissions gp "
+    "JOIN auth_group g ON g.id = gp.group_id JOIN auth_permission p ON p.id = gp.permission_id "
+    "JOIN django_content_type ct ON ct.id = p.content_type_id"
+)
+PAGES = (
+    "SELECT p.path, p.depth, p.numchild, p.title, p.draft_title, p.slug, p.url_path, p.live, "
+    "ct.app_label, ct.model, l.language_code FROM wagtailcore_page p "
+    "JOIN django_content_type ct ON ct.id = p.content_type_id "
+    "JOIN wagtailcore_locale l ON l.id = p.locale_id"
+)
+WAGTAIL_SITES = (
+    "SELECT s.hostname, s.port, s.site_name, s.is_default_site, p.url_path FROM wagtailcore_site s "
+    "JOIN wagtailcore_page p ON p.id = s.root_page_id"
+)
+COLLECTIONS = "SELECT path, depth, numchild, name FROM wagtailcore_collection"
+LOCALES = "SELECT language_code FROM wagtailcore_locale"
+PAGE_PERMISSIONS = (
+    "SELECT g.name, pg.url_path, p.codename FROM wagtailcore_grouppagepermission gpp "
+    "JOIN auth_group g ON g.id = gpp.group_id JOIN wagtailcore_page pg ON pg.id = gpp.page_id "
+    "JOIN auth_permission p ON p.id = gpp.permission_id"
+)
+WORKFLOW_TASKS = (
+    "SELECT w.name, w.active, wt.sort_order, t.name, t.active, ct.app_label, ct.model "
+    "FROM wagtailcore_workflowtask wt JOIN wagtailcore_workflow w ON w.id = wt.workflow_id "
+    "JOIN wagtailcore_task t ON t.id = wt.task_id JOIN django_content_type ct ON ct.id = t.content_type_id"
+)
+WORKFLOW_PAGES = (
+    "SELECT w.name, p.url_path FROM wagtailcore_workflowpage wp "
+    "JOIN wagtailcore_workflow w ON w.id = wp.workflow_id JOIN wagtailcore_page p ON p.id = wp.page_id"
+)
+APPROVAL_GROUPS = (
+    "SELECT t.name, g.name FROM wagtailcore_groupapprovaltask_groups tg "
+    "JOIN wagtailcore_task t ON t.id = tg.groupapprovaltask_id JOIN auth_group g ON g.id = tg.group_id"
+)
+# Rows that post_migrate handlers and data migrations write, with the tables each query needs.
 DATA_QUERIES = {
     "content_types": (("django_content_type",), CONTENT_TYPES),
     "permissions": (("auth_permission", "django_content_type"), PERMISSIONS),
     "sites": (("django_site",), SITES),
+    "groups": (("auth_group",), GROUPS),
+    "group_permissions": (
+        ("auth_group_permissions", "auth_group", "auth_permission", "django_content_type"),
+        GROUP_PERMISSIONS,
+    ),
+    "wagtail_pages": (("wagtailcore_page", "django_content_type", "wagtailcore_locale"), PAGES),
+    "wagtail_sites": (("wagtailcore_site", "wagtailcore_page"), WAGTAIL_SITES),
+    "wagtail_collections": (("wagtailcore_collection",), COLLECTIONS),
+    "wagtail_locales": (("wagtailcore_locale",), LOCALES),
+    "wagtail_page_permissions": (
+        ("wagtailcore_grouppagepermission", "auth_group", "wagtailcore_page", "auth_permission"),
+        PAGE_PERMISSIONS,
+    ),
+    "wagtail_workflow_tasks": (
+        ("wagtailcore_workflowtask", "wagtailcore_workflow", "wagtailcore_task", "django_content_type"),
+        WORKFLOW_TASKS,
+    ),
+    "wagtail_workflow_pages": (
+        ("wagtailcore_workflowpage", "wagtailcore_workflow", "wagtailcore_page"),
+        WORKFLOW_PAGES,
+    ),
+    "wagtail_approval_groups": (
+        ("wagtailcore_groupapprovaltask_groups", "wagtailcore_task", "auth_group"),
+        APPROVAL_GROUPS,
+    ),
 }
+# The data-writing app that goes back to zero alone and forward again, the rest of the project
+# staying: wagtailadmin, whose 0001 gets or creates a content type and a permission and gives
+# it to Wagtail's groups, and whose reverse deletes it, all through default managers. (Cheap:
+# five migrations. wagtailcore's own zero, 83 migrations, is in the SQLite round trip.)
+CMS_APP = "wagtailadmin"
 
 T = TypeVar("T")
 
@@ -133,7 +211,9 @@ def describe(rows: list | None) -> str:
     return "has no such table" if rows is None else f"has {len(rows)} rows"
 
 
-def differences(ours: dict[str, Any], django: dict[str, Any]) -> list[str]:
+def differences(
+    ours: dict[str, Any], django: dict[str, Any], names: tuple[str, str] = ("the tenant", "Django's")
+) -> list[str]:
     """Readable differences between two states (dicts of row lists; None: table missing)."""
     lines: list[str] = []
     for key, want in django.items():
@@ -141,12 +221,12 @@ def differences(ours: dict[str, Any], django: dict[str, Any]) -> list[str]:
         if got == want:
             continue
         if got is None or want is None:
-            lines.append(f"{key}: tenant {describe(got)}; Django's {describe(want)}")
+            lines.append(f"{key}: {names[0]} {describe(got)}; {names[1]} {describe(want)}")
             continue
         only_ours = [row for row in got if row not in want]
         only_django = [row for row in want if row not in got]
-        lines += [f"{key}: only in the tenant: {row}" for row in only_ours[:15]]
-        lines += [f"{key}: only in Django's: {row}" for row in only_django[:15]]
+        lines += [f"{key}: only in {names[0]}: {row}" for row in only_ours[:15]]
+        lines += [f"{key}: only in {names[1]}: {row}" for row in only_django[:15]]
         if not only_ours and not only_django:
             lines.append(f"{key}: the same rows in another order or number")
     return lines
@@ -155,6 +235,14 @@ def differences(ours: dict[str, Any], django: dict[str, Any]) -> list[str]:
 def assert_same(ours: dict[str, Any], django: dict[str, Any], when: str) -> None:
     problems = differences(ours, django)
     assert not problems, f"{when}: the tenant differs from Django's own migrate:\n" + "\n".join(problems)
+
+
+def assert_master_untouched(now: dict[str, Any], before: dict[str, Any], when: str) -> None:
+    """The master has the tenants' tables too (TENANT_APPS is None): code that reaches it
+    instead of the tenant (a default manager, ``django.db.connection``) shows up here. Every
+    row with its ids: a permission deleted and created again differs (its id does)."""
+    problems = differences(now, before, names=("the master now", "the master before"))
+    assert not problems, f"{when}: the tenants' runs changed the master:\n" + "\n".join(problems)
 
 
 def failure_text(proc: subprocess.CompletedProcess[str]) -> str:
@@ -212,7 +300,7 @@ def zero_every_app(
 def assert_all_zero(state: dict[str, Any], refused: set[str]) -> None:
     left = {row[0] for row in state["history"]}
     assert left <= refused, f"apps still applied after zero: {sorted(left - refused)}"
-    # Sanity: most of the 214 migrations must be gone (only irreversible ones stay).
+    # Sanity: most of the 302 migrations must be gone (only irreversible ones stay).
     assert len(state["history"]) < 40, state["history"]
 
 
@@ -235,8 +323,30 @@ def sqlite_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def sqlite_every_row(path: Path) -> dict[str, Any]:
+    """A database's schema and every row of every table (ids included), the registry aside."""
+    state: dict[str, Any] = {"schema": sqlite_schema(path, exclude_prefix=(REGISTRY_TABLES,))}
+    tables = {name for kind, name, _ in state["schema"] if kind == "table"}
+    with closing(sqlite3.connect(path)) as conn:
+        for table in sorted(tables):
+            state[table] = sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+    return state
+
+
+def pg_every_row(dbname: str) -> dict[str, Any]:
+    """The public schema's catalog and every row of every table (ids included), the registry
+    aside."""
+    state: dict[str, Any] = {
+        f"catalog: {key}": rows for key, rows in catalog(dbname, exclude_prefix=REGISTRY_TABLES).items()
+    }
+    state.update(
+        (table, rows) for table, rows in data(dbname).items() if not table.startswith(REGISTRY_TABLES)
+    )
+    return state
+
+
 def sqlite_migrate_all(project: Project, tenant_id: str) -> None:
-    """``migratetenant`` for every app, in one run: all 214 migrations really applied, including
+    """``migratetenant`` for every app, in one run: all 302 migrations really applied, including
     django_celery_results 0010 (its TryRemoveIndex swallows "no such index": a custom operation,
     so Django applies it, as its own migrate does)."""
     out = project.manage("migratetenant", SKIP_CHECKS, f"--tenant-id={tenant_id}").stdout.splitlines()
@@ -250,6 +360,11 @@ class SqliteWorld:
     fresh: dict[str, Any]  # its state right after that migrate
     fresh_usernames: list[tuple]
     order: list[str]  # apps, in the order Django's migrate reached them
+    master: Path
+    master_before: dict[str, Any]  # the master's state before any tenant ran
+
+    def assert_master_untouched(self, when: str) -> None:
+        assert_master_untouched(sqlite_every_row(self.master), self.master_before, when)
 
 
 @pytest.fixture(scope="module")
@@ -262,17 +377,18 @@ def sqlite_world(tmp_path_factory: pytest.TempPathFactory) -> SqliteWorld:
         partial(project.manage, "migrate", "--no-input", env={"TM_MASTER_SQLITE": str(plain)}),
     )
     fresh = sqlite_state(plain)
-    assert len(fresh["history"]) >= 200, "the real-world project should have 200+ migrations"
-    assert fresh["content_types"] and fresh["permissions"] and fresh["sites"]
-    return SqliteWorld(project, plain, fresh, sqlite_rows(plain, USERNAMES), app_order(django.stdout))
-
-
-def test_sqlite_fresh_tenant_in_one_run(sqlite_world: SqliteWorld) -> None:
-    project = sqlite_world.project
-    project.create_tenant("direct", "Direct", "--isolation=database")
-    proc = project.manage("migratetenant", SKIP_CHECKS, "--tenant-id=direct", check=False)
-    assert proc.returncode == 0, failure_text(proc)
-    assert_same(sqlite_state(project.tenant_db("direct")), sqlite_world.fresh, "fresh tenant")
+    assert len(fresh["history"]) >= 300, "the real-world project should have 300+ migrations"
+    assert all(fresh[key] for key in DATA_QUERIES), {key: rows for key, rows in fresh.items() if not rows}
+    master = Path(project.env["TM_MASTER_SQLITE"])
+    return SqliteWorld(
+        project,
+        plain,
+        fresh,
+        sqlite_rows(plain, USERNAMES),
+        app_order(django.stdout),
+        master,
+        sqlite_every_row(master),
+    )
 
 
 def test_sqlite_post_migrate_handlers_of_management_modules(sqlite_world: SqliteWorld) -> None:
@@ -283,6 +399,7 @@ def test_sqlite_post_migrate_handlers_of_management_modules(sqlite_world: Sqlite
     usernames = sqlite_rows(project.tenant_db("guarded"), USERNAMES)
     if usernames != sqlite_world.fresh_usernames:
         raise ManagementModuleHandlersBug(f"tenant: {usernames}, Django: {sqlite_world.fresh_usernames}")
+    sqlite_world.assert_master_untouched("after guardian's tenant")
 
 
 def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld) -> None:
@@ -291,30 +408,39 @@ def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld
     tenant = project.tenant_db("acme")
     sqlite_migrate_all(project, "acme")
     assert_same(sqlite_state(tenant), fresh, "fresh tenant")
+    sqlite_world.assert_master_untouched("after a fresh tenant")
+
+    tenants: dict[str, Tenant] = {
+        "acme": (
+            lambda app: project.manage(
+                "migratetenant", SKIP_CHECKS, "--tenant-id=acme", app, "zero", check=False
+            ),
+            lambda: sqlite_state(tenant),
+        )
+    }
+
+    def django(*args: str) -> subprocess.CompletedProcess[str]:
+        return project.manage(
+            "migrate", SKIP_CHECKS, "--no-input", *args, env={"TM_MASTER_SQLITE": str(plain)}, check=False
+        )
+
+    def django_zero(app: str) -> subprocess.CompletedProcess[str]:
+        return django(app, "zero", "--database=default")
+
+    # Wagtail's admin alone back to zero and forward again, the rest of the project staying.
+    assert not zero_every_app([CMS_APP], tenants, django_zero, lambda: sqlite_state(plain))
+    assert CMS_APP not in {app for app, _ in sqlite_state(tenant)["history"]}
+    sqlite_world.assert_master_untouched(f"after '{CMS_APP} zero'")
+    ours, theirs = concurrently(
+        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=acme", check=False), django
+    )
+    assert theirs.returncode == 0, f"Django: {failure_text(theirs)}"
+    assert ours.returncode == 0, f"tenant: {failure_text(ours)}"
+    assert_same(sqlite_state(tenant), sqlite_state(plain), f"after '{CMS_APP} zero' and forward again")
+    sqlite_world.assert_master_untouched(f"after '{CMS_APP} zero' and forward again")
 
     # Back to zero, app by app, those nothing depends on first.
-    refused = zero_every_app(
-        reversed(sqlite_world.order),
-        {
-            "acme": (
-                lambda app: project.manage(
-                    "migratetenant", SKIP_CHECKS, "--tenant-id=acme", app, "zero", check=False
-                ),
-                lambda: sqlite_state(tenant),
-            )
-        },
-        lambda app: project.manage(
-            "migrate",
-            SKIP_CHECKS,
-            "--no-input",
-            app,
-            "zero",
-            "--database=default",
-            env={"TM_MASTER_SQLITE": str(plain)},
-            check=False,
-        ),
-        lambda: sqlite_state(plain),
-    )
+    refused = zero_every_app(reversed(sqlite_world.order), tenants, django_zero, lambda: sqlite_state(plain))
     assert_all_zero(sqlite_state(tenant), refused)
 
     # Forward again: both back to what a fresh migrate makes.
@@ -324,6 +450,7 @@ def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld
     )
     assert_same(sqlite_state(plain), fresh, "Django's database after its round trip")
     assert_same(sqlite_state(tenant), fresh, "after migrating forward again")
+    sqlite_world.assert_master_untouched("after the round trip")
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -364,8 +491,9 @@ def postgres_realworld(tmp_path: Path, pg_prefix: str) -> tuple[Project, str, st
 def test_postgres_both_isolations_match_django_then_round_trip(tmp_path: Path, pg_prefix: str) -> None:
     project, master, plain, django_stdout = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
-    assert len(fresh["history"]) >= 200 and fresh["tables"] and fresh["permissions"] and fresh["sites"]
+    assert len(fresh["history"]) >= 300 and fresh["tables"] and all(fresh[key] for key in DATA_QUERIES)
     public_before = catalog(master)
+    master_before = pg_every_row(master)
 
     project.create_tenant("acme", "ACME Corporation", "--isolation=database")
     project.create_tenant("globex", "Globex", "--isolation=schema")
@@ -380,6 +508,7 @@ def test_postgres_both_isolations_match_django_then_round_trip(tmp_path: Path, p
         for line in differences(pg_state(dbname, schema), fresh)
     ]
     assert not problems, "fresh tenants differ from Django's own migrate:\n" + "\n".join(problems)
+    assert_master_untouched(pg_every_row(master), master_before, "after fresh tenants")
 
     def tenant(tenant_id: str, dbname: str, schema: str) -> Tenant:
         def run(app: str) -> subprocess.CompletedProcess[str]:
@@ -389,17 +518,13 @@ def test_postgres_both_isolations_match_django_then_round_trip(tmp_path: Path, p
 
         return run, partial(pg_state, dbname, schema)
 
-    # Back to zero on both tenants (database and schema isolation) side by side with Django,
-    # roots first: each app's zero also unapplies whatever depends on it (contenttypes takes
-    # most of the project along), as Django does.
     tenants = {
         "acme (database)": tenant("acme", *places["database"]),
         "globex (schema)": tenant("globex", *places["schema"]),
     }
-    refused = zero_every_app(
-        app_order(django_stdout),
-        tenants,
-        lambda app: project.manage(
+
+    def django_zero(app: str) -> subprocess.CompletedProcess[str]:
+        return project.manage(
             "migrate",
             SKIP_CHECKS,
             "--no-input",
@@ -408,22 +533,40 @@ def test_postgres_both_isolations_match_django_then_round_trip(tmp_path: Path, p
             "--database=default",
             env={"TM_PG_NAME": plain},
             check=False,
-        ),
-        lambda: pg_state(plain),
-        skip_unapplied=True,
+        )
+
+    def all_forward() -> None:
+        concurrently(
+            partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=acme"),
+            partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=globex"),
+            partial(project.manage, "migrate", SKIP_CHECKS, "--no-input", env={"TM_PG_NAME": plain}),
+        )
+
+    # Wagtail's admin alone back to zero and forward again, its data code reading and writing
+    # through default managers amid the rows the rest of the project keeps.
+    assert not zero_every_app([CMS_APP], tenants, django_zero, lambda: pg_state(plain))
+    assert_master_untouched(pg_every_row(master), master_before, f"after '{CMS_APP} zero'")
+    all_forward()
+    wanted = pg_state(plain)
+    for mode, (dbname, schema) in places.items():
+        assert_same(pg_state(dbname, schema), wanted, f"{mode} isolation: after '{CMS_APP} zero' and forward")
+    assert_master_untouched(pg_every_row(master), master_before, f"after '{CMS_APP} zero' and forward again")
+
+    # Back to zero on both tenants (database and schema isolation) side by side with Django,
+    # roots first: each app's zero also unapplies whatever depends on it (contenttypes takes
+    # most of the project along), as Django does.
+    refused = zero_every_app(
+        app_order(django_stdout), tenants, django_zero, lambda: pg_state(plain), skip_unapplied=True
     )
     for dbname, schema in places.values():
         assert_all_zero(pg_state(dbname, schema), refused)
 
-    concurrently(
-        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=acme"),
-        partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=globex"),
-        partial(project.manage, "migrate", SKIP_CHECKS, "--no-input", env={"TM_PG_NAME": plain}),
-    )
+    all_forward()
     assert_same(pg_state(plain), fresh, "Django's database after its round trip")
     for mode, (dbname, schema) in places.items():
         assert_same(pg_state(dbname, schema), fresh, f"{mode} isolation: after migrating forward again")
     assert catalog(master) == public_before, "the shared database's public schema changed"
+    assert_master_untouched(pg_every_row(master), master_before, "after the round trip")
 
 
 def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_prefix: str) -> None:
@@ -431,6 +574,7 @@ def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_pre
     replayed or ran a step through Django, ends as Django's own migrate leaves a database."""
     project, master, plain, _ = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
+    master_before = pg_every_row(master)
     tenants = ["t1", "t2", "t3", "t4"]
     for tenant in tenants:
         project.create_tenant(tenant, tenant.upper(), "--isolation=schema")
@@ -440,3 +584,4 @@ def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_pre
     assert summary["replayed"] > 100, summary
     for tenant in tenants:
         assert_same(pg_state(master, f"public_{tenant}"), fresh, f"tenant {tenant}")
+    assert_master_untouched(pg_every_row(master), master_before, "after migratealltenants")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.provisioning import TenantSpec, create_tenant, defaults_for
+from tenant_migrate.registry import check_registry_table
 
 
 class Command(BaseCommand):
@@ -49,6 +50,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            # Before any question: without the registry, nothing can be created.
+            check_registry_table()
             tenant_id = options.get("tenant_id")
             if tenant_id is None:
                 if not options["interactive"]:

@@ -112,7 +112,7 @@ def test_force_color_and_no_color(tenant_id: str) -> None:
         (
             "createtenant",
             {"tenant_id": "bad id", "interactive": False},
-            "Invalid tenant id 'bad id'.",
+            "Invalid tenant id 'bad id': 1 to 63 characters",
             TenantConfigError,
         ),
     ],

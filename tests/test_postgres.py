@@ -351,9 +351,11 @@ def test_connection_refused_and_dropped_schema(tmp_path: Path, pg_prefix: str) -
         conn.execute("DROP SCHEMA public_globex")
     proc = project.manage("migratetenant", "--tenant-id=globex", check=False)
     assert proc.returncode == 1
+    from pgutil import HOST, PORT
+
     assert proc.stderr.splitlines() == [
         "Error: Cannot connect to tenant database",
-        'schema "public_globex" does not exist',
+        f'server at "{HOST}", port {PORT}: schema "public_globex" does not exist',
     ]
 
 

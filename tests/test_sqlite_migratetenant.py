@@ -219,7 +219,7 @@ def test_error_unknown_tenant(project: Project) -> None:
 
 def test_error_invalid_and_duplicate_tenant_id(project: Project) -> None:
     proc = project.manage("createtenant", "--tenant-id=Bad Id!", "--no-input", check=False)
-    assert_clean_error(proc, "Error: Invalid tenant id 'Bad Id!'. 1 to 63 characters")
+    assert_clean_error(proc, "Error: Invalid tenant id 'Bad Id!': 1 to 63 characters")
     assert proc.stderr.count("Invalid tenant id") == 1
     acme(project)
     proc = project.manage("createtenant", "--tenant-id=acme", "--no-input", check=False)

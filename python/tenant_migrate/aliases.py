@@ -10,16 +10,26 @@ resolved at start-up, and only when it is not already a ``DATABASES`` entry. A s
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.management.base import BaseCommand
 from django.core.signals import request_finished
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import _core
-from .connections import register_alias, tenant_aliases, tenant_settings
+from .connections import (
+    TenantConfigError,
+    register_alias,
+    tenant_aliases,
+    tenant_settings,
+    unknown_tenant,
+)
+from .registry import registry_missing_text
 
 
 def tenant_alias(tenant_id: str) -> str:
@@ -103,14 +113,79 @@ def database_options(argv: Sequence[str]) -> list[str]:
 
 
 def register_from_argv(argv: Sequence[str]) -> None:
-    """Called from ``AppConfig.ready``: make ``--database=<tenant id>`` a valid choice."""
+    """Called from ``AppConfig.ready``: make ``--database=<tenant id>`` a valid choice.
+
+    A name that is neither a ``DATABASES`` alias nor a tenant ends a ``manage.py`` command
+    with one line saying so (exit status 1), the tenant-id messages of the other commands
+    included, instead of argparse's usage and ``invalid choice`` (or a traceback)."""
     for alias in database_options(argv):
         if not alias or alias in settings.DATABASES:
             continue
         install()
         try:
             tenant_alias(alias)
-        except (_core.TenantMigrateError, ValueError):
-            # Not a tenant (or no registry yet): Django reports the invalid choice itself.
+        except (_core.TenantMigrateError, ValueError) as exc:
+            problem = unknown_alias_message(alias, exc)
+            if problem is not None and takes_database_alias(argv):
+                sys.stderr.write(f"Error: {problem}\n")
+                sys.exit(1)
+            # Not from manage.py (or not Django's --database): Django reports it itself.
             continue
         connections.settings.listed.add(alias)
+
+
+def unknown_alias_message(alias: str, exc: BaseException) -> str | None:
+    """One line for a ``--database`` name that reaches no database (None: leave it to Django)."""
+    if isinstance(exc, _core.TenantNotFound):
+        problem = unknown_tenant(alias)
+        if isinstance(problem, _core.TenantNotFound):
+            return f"No database alias or tenant is named {alias!r}."
+        return str(problem)
+    if isinstance(exc, TenantConfigError):
+        return " ".join(str(exc).split())
+    text = str(exc)
+    if "Run 'python manage.py migrate' first." not in text and _master_file_missing():
+        text = registry_missing_text()
+    if "Run 'python manage.py migrate' first." in text:
+        # Before the master's migrate: no registry, so no tenant can be named yet.
+        return f"No database alias is named {alias!r}, and there are no tenants yet: {text}"
+    if isinstance(exc, _core.TenantMigrateError):
+        reason = " ".join(text.split())
+        return f"No database alias is named {alias!r}, and the tenant registry cannot be read: {reason}"
+    return None
+
+
+def _master_file_missing() -> bool:
+    """A SQLite master not even created yet (nothing has run ``migrate``)."""
+    master = settings.DATABASES.get(DEFAULT_DB_ALIAS) or {}
+    if not str(master.get("ENGINE", "")).endswith("sqlite3"):
+        return False
+    name = str(master.get("NAME") or "")
+    return bool(name) and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name)
+
+
+def takes_database_alias(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` runs a management command (manage.py, django-admin, python -m django)
+    whose ``--database`` is Django's alias option."""
+    if len(argv) < 2 or os.path.basename(argv[0]) not in COMMAND_LINES:
+        return False
+    if os.path.basename(argv[0]) == "__main__.py" and os.path.basename(os.path.dirname(argv[0])) != "django":
+        return False
+    from django.core.management import get_commands, load_command_class
+
+    name = argv[1]
+    app = get_commands().get(name)
+    if app is None:
+        return False
+    try:
+        command = app if isinstance(app, BaseCommand) else load_command_class(app, name)
+        parser = command.create_parser(os.path.basename(argv[0]), name)
+    except Exception:
+        return False
+    for action in parser._actions:
+        if "--database" in action.option_strings:
+            return action.default == DEFAULT_DB_ALIAS
+    return False
+
+
+COMMAND_LINES = ("manage.py", "django-admin", "django-admin.py", "__main__.py")

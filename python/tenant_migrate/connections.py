@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 
-from . import conf
+from . import _core, conf
 
 # alias -> schema, for the aliases this package registered (schema isolation has a schema).
 _TENANT_ALIASES: dict[str, str | None] = {}
@@ -97,16 +98,43 @@ TEMPLATE_ID = "_template"
 
 def check_tenant_id(tenant_id: str) -> None:
     """The check every path applies to a tenant id, however it was written (createtenant, the
-    registry behind its back): not empty, printable, at most 63 bytes. (createtenant also
-    requires new ids to be lower-case slugs.)"""
+    registry behind its back): not empty, printable, at most 63 bytes. Ids of rows written
+    before (or by a project's own tenant model) need not be slugs, so lookups stop here;
+    ``check_new_tenant_id`` adds the slug form createtenant requires."""
     if not tenant_id:
-        raise TenantConfigError("A tenant id must not be empty.")
-    check_text("tenant id", tenant_id)
+        raise invalid_tenant_id(tenant_id, "it is empty.")
+    if not tenant_id.isprintable():
+        raise invalid_tenant_id(tenant_id, "it contains control characters.")
     size = len(tenant_id.encode())
     if size > MAX_IDENTIFIER_BYTES:
-        raise TenantConfigError(
-            f"Invalid tenant id {_shown(tenant_id)}: it is {size} bytes long; at most {MAX_IDENTIFIER_BYTES}."
-        )
+        raise invalid_tenant_id(tenant_id, f"it is {size} bytes long; at most {MAX_IDENTIFIER_BYTES}.")
+
+
+def check_new_tenant_id(tenant_id: str) -> None:
+    """The rule for an id createtenant registers: ``check_tenant_id``, and a lower-case slug."""
+    from .models import TENANT_ID_HELP, TENANT_ID_PATTERN
+
+    check_tenant_id(tenant_id)
+    if not re.match(TENANT_ID_PATTERN, tenant_id):
+        raise invalid_tenant_id(tenant_id, TENANT_ID_HELP)
+
+
+def invalid_tenant_id(tenant_id: str, why: str) -> TenantConfigError:
+    """The one message for a tenant id, on every command: ``Invalid tenant id 'x': why``."""
+    return TenantConfigError(f"Invalid tenant id {_shown(tenant_id)}: {why}")
+
+
+def unknown_tenant(tenant_id: str) -> Exception:
+    """What to say of an id no registry row has: an id createtenant would refuse can never
+    exist, and is called invalid as createtenant calls it; a well-formed one does not exist
+    (the spec's two lines)."""
+    try:
+        check_new_tenant_id(tenant_id)
+    except TenantConfigError as err:
+        return err
+    return _core.TenantNotFound(
+        f"Tenant '{tenant_id}' does not exist.\nPlease create one with the tenant id '{tenant_id}' first."
+    )
 
 
 def check_pg_name(kind: str, name: str) -> None:
@@ -272,7 +300,44 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
                 f"tenant {_shown(other.tenant_id)} names too: each tenant needs a database or schema "
                 "of its own (correct the registry)."
             )
+    server = server_of(settings_dict)
+    if server is not None:
+        if len(_SERVERS) > 100_000:
+            _SERVERS.clear()
+        _SERVERS[record.tenant_id] = server
     return settings_dict, schema
+
+
+# tenant id -> the PostgreSQL server its last connection settings name (see server_of), so a
+# connection failure reported by the core, which does not say where it tried, can.
+_SERVERS: dict[str, str] = {}
+
+
+def server_of(settings_dict: dict[str, Any]) -> str | None:
+    """The PostgreSQL server a connection tries, worded as libpq words it (None: SQLite).
+    The defaults are the core's: localhost, port 5432."""
+    try:
+        if vendor_of(settings_dict) != "postgresql":
+            return None
+    except TenantConfigError:
+        return None
+    host = str(settings_dict.get("HOST") or "localhost")
+    port = settings_dict.get("PORT") or 5432
+    if host.startswith("/"):
+        return f'server on socket "{host}/.s.PGSQL.{port}"'
+    return f'server at "{host}", port {port}'
+
+
+def naming_server(reason: str, server: str | None) -> str:
+    """A connection failure's reason, after the server that was tried (unless it names it)."""
+    if server is None or "connection to server" in reason:
+        return reason
+    return f"{server}: {reason}"
+
+
+def tenant_server(tenant_id: str) -> str | None:
+    """The server the tenant's connection settings named when last computed in this process."""
+    return _SERVERS.get(tenant_id)
 
 
 def tenant_location(record: Any) -> tuple[str, ...] | None:

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from . import conf
 from .connections import (
     TenantConfigError,
+    check_new_tenant_id,
     check_pg_name,
-    check_tenant_id,
     check_text,
     describe,
     location,
@@ -25,8 +24,7 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
-from .models import TENANT_ID_HELP, validate_tenant_id
-from .registry import ISOLATIONS, mapped_fields, new_tenant, shares_field, tenant_exists
+from .registry import ISOLATIONS, check_registry_table, mapped_fields, new_tenant, shares_field, tenant_exists
 
 
 class ProvisioningConnectionError(TenantConfigError):
@@ -53,11 +51,7 @@ def defaults_for(tenant_id: str) -> tuple[str, str]:
 
 
 def validate(spec: TenantSpec) -> None:
-    check_tenant_id(spec.tenant_id)
-    try:
-        validate_tenant_id(spec.tenant_id)
-    except ValidationError:
-        raise TenantConfigError(f"Invalid tenant id {spec.tenant_id!r}. {TENANT_ID_HELP}") from None
+    check_new_tenant_id(spec.tenant_id)
     fields = mapped_fields()
     roles = (("name", "tenant name"), ("database_name", "database name"), ("schema_name", "schema name"))
     for role, kind in roles:
@@ -68,6 +62,7 @@ def validate(spec: TenantSpec) -> None:
             f"Tenant id '{spec.tenant_id}' collides with the database alias of the same name "
             "in DATABASES; choose another tenant id."
         )
+    check_registry_table()
     if tenant_exists(spec.tenant_id):
         raise TenantConfigError(f"Tenant '{spec.tenant_id}' already exists.")
     if spec.isolation not in ISOLATIONS:

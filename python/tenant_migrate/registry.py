@@ -16,7 +16,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import models
+from django.db import DatabaseError, connections, models, transaction
 
 from . import conf
 from .connections import TenantConfigError
@@ -152,6 +152,29 @@ def record_values(instance: models.Model) -> tuple[str, str, str, str, str, str]
         values["database_name"],
         values["schema_name"],
         values["connection"],
+    )
+
+
+def check_registry_table(using: str = "default") -> None:
+    """Refuse, as every other command does, to work before the master's ``migrate``."""
+    model = _model()
+    table = model._meta.db_table
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if table in connection.introspection.table_names(cursor):
+            return
+    try:  # not listed under that name (a schema-qualified db_table?): ask the table itself
+        with transaction.atomic(using=using):
+            model._default_manager.using(using).exists()
+    except DatabaseError:
+        raise TenantConfigError(registry_missing_text()) from None
+
+
+def registry_missing_text() -> str:
+    """The core's words for a master database without the registry table."""
+    return (
+        f"The tenant registry table '{_model()._meta.db_table}' does not exist in the master database. "
+        "Run 'python manage.py migrate' first."
     )
 
 

@@ -18,7 +18,14 @@ from typing import Any, TextIO
 from django.apps import apps as global_apps
 
 from . import _core, conf
-from .connections import TenantConfigError, rust_params, tenant_settings
+from .connections import (
+    TenantConfigError,
+    naming_server,
+    rust_params,
+    server_of,
+    tenant_settings,
+    unknown_tenant,
+)
 from .runner import TenantRunError, list_tenants
 
 
@@ -50,9 +57,9 @@ class Standing:
         return [f"{'-' if back else ''}{app}.{name}" for app, name, back in self.plan]
 
 
-def _error_text(status: _core.TenantStatus) -> str:
+def _error_text(status: _core.TenantStatus, server: str | None) -> str:
     if status.error_kind == "connect":
-        return f"Cannot connect to tenant database: {status.error}"
+        return f"Cannot connect to tenant database: {naming_server(str(status.error), server)}"
     if status.error_kind == "permission":
         return f"User does not have permission to read the migration history: {status.error}"
     return str(status.error)
@@ -72,18 +79,20 @@ def read_standings(
     ``plan_apps`` limits what counts as pending to those apps' migrations."""
     params: list[str] = []
     readable: list[int] = []
+    servers: list[str | None] = []
     standings: list[Standing | None] = []
     for record in records:
         try:
             settings_dict, schema = tenant_settings(record)
             params.append(rust_params(settings_dict, schema))
+            servers.append(server_of(settings_dict))
         except (TenantConfigError, ValueError) as err:
             standings.append(Standing(record.tenant_id, record.name, "error", error=str(err)))
             continue
         readable.append(len(standings))
         standings.append(None)
     statuses = _core.tenant_status(graph, params, list(list_apps), app_label, migration_name, max(1, jobs))
-    for index, status in zip(readable, statuses, strict=True):
+    for index, status, server in zip(readable, statuses, servers, strict=True):
         record = records[index]
         if status.state == "missing":
             standings[index] = Standing(record.tenant_id, record.name, "missing", error=status.error)
@@ -92,7 +101,7 @@ def read_standings(
                 record.tenant_id,
                 record.name,
                 "error",
-                error=_error_text(status),
+                error=_error_text(status, server),
                 history=status.history,
                 apps=status.apps,
             )
@@ -130,12 +139,6 @@ def read_tenant_ids(source: str, stdin: TextIO | None = None) -> list[str]:
     return ids
 
 
-def _not_found(tenant_id: str) -> _core.TenantNotFound:
-    return _core.TenantNotFound(
-        f"Tenant '{tenant_id}' does not exist.\nPlease create one with the tenant id '{tenant_id}' first."
-    )
-
-
 def select_tenants(
     tenant_ids: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
@@ -149,7 +152,7 @@ def select_tenants(
     wanted = None if tenant_ids is None else list(dict.fromkeys(tenant_ids))
     for tenant_id in [*(wanted or []), *exclude]:
         if tenant_id not in by_id:
-            raise _not_found(tenant_id)
+            raise unknown_tenant(tenant_id)
     excluded = set(exclude)
     chosen = set(wanted) if wanted is not None else None
     return [r for r in records if (chosen is None or r.tenant_id in chosen) and r.tenant_id not in excluded]

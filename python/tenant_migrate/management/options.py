@@ -58,7 +58,7 @@ def add_migrate_arguments(parser: CommandParser) -> None:
         metavar="DURATION",
         help="Zero-downtime mode (PostgreSQL): a statement that cannot get its lock within "
         "DURATION (e.g. 2s, 500ms) is cancelled instead of queueing the application behind it; "
-        "its migration is rolled back and retried (see --retries).",
+        "its migration is rolled back and retried (see --retries). Default: no limit.",
     )
     parser.add_argument(
         "--statement-timeout",
@@ -66,7 +66,8 @@ def add_migrate_arguments(parser: CommandParser) -> None:
         default=None,
         metavar="DURATION",
         help="PostgreSQL statement_timeout for the migrations' statements; a migration whose "
-        "statement is cancelled by it is rolled back and retried like a lock timeout.",
+        "statement is cancelled by it is rolled back and retried like a lock timeout (default: the "
+        "server's setting).",
     )
     parser.add_argument(
         "--retries",

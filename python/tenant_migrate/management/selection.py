@@ -16,6 +16,7 @@ def add_selection_arguments(parser: CommandParser, tenant_id: bool = True) -> No
             "--tenant-id",
             action="append",
             dest="tenant_ids",
+            metavar="ID",
             help="Only this tenant (repeat the option for several).",
         )
     parser.add_argument(

@@ -8,20 +8,48 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.provisioning import TenantSpec, create_tenant, defaults_for
+from tenant_migrate.registry import check_registry_table
 
 
 class Command(BaseCommand):
     help = "Registers a tenant and creates its empty database or schema."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant-id", help="Unique id: lower-case letters, digits, _ and -.")
-        parser.add_argument("--name", help='Display name, e.g. "ACME Corporation".')
-        parser.add_argument("--isolation", choices=["database", "schema"])
-        parser.add_argument("--database-name", help="Database isolation: database name / file stem.")
-        parser.add_argument("--schema-name", help="Schema isolation: schema name.")
+        from tenant_migrate import conf
+
+        parser.add_argument(
+            "--tenant-id",
+            metavar="ID",
+            help="Unique id: 1 to 63 lower-case letters, digits, '_' and '-', starting with a letter "
+            "or digit (asked for when not given).",
+        )
+        parser.add_argument(
+            "--name", metavar="NAME", help='Display name, e.g. "ACME Corporation" (default: the tenant id).'
+        )
+        parser.add_argument(
+            "--isolation",
+            choices=["database", "schema"],
+            help="'database': a database (or SQLite file) of its own; 'schema': a schema of its own in "
+            "the shared PostgreSQL database (default: "
+            f"{_escaped(conf.get('DEFAULT_ISOLATION'))}, TENANT_MIGRATE['DEFAULT_ISOLATION']).",
+        )
+        parser.add_argument(
+            "--database-name",
+            metavar="NAME",
+            help="Database isolation: database name / file stem (default: "
+            f"{_escaped(conf.get('DATABASE_NAME'))}, TENANT_MIGRATE['DATABASE_NAME']).",
+        )
+        parser.add_argument(
+            "--schema-name",
+            metavar="NAME",
+            help="Schema isolation: schema name (default: "
+            f"{_escaped(conf.get('SCHEMA_NAME'))}, TENANT_MIGRATE['SCHEMA_NAME']).",
+        )
         parser.add_argument(
             "--connection",
-            help='JSON overrides of the base database settings, e.g. {"HOST": "db2", "PORT": 5433}.',
+            metavar="JSON",
+            help="Overrides of the base database settings (HOST, PORT, USER, PASSWORD), e.g. "
+            '{"HOST": "db2", "PORT": 5433} (default: none).',
         )
         parser.add_argument("--migrate", action="store_true", help="Run migratetenant for the new tenant.")
         parser.add_argument(
@@ -49,6 +77,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            # Before any question: without the registry, nothing can be created.
+            check_registry_table()
             tenant_id = options.get("tenant_id")
             if tenant_id is None:
                 if not options["interactive"]:
@@ -102,6 +132,11 @@ class Command(BaseCommand):
                 force_color=options.get("force_color", False),
                 traceback=options.get("traceback", False),
             )
+
+
+def _escaped(value: object) -> str:
+    """A setting's value inside an argparse help text (which %-formats it)."""
+    return str(value).replace("%", "%%")
 
 
 def template_provisioner(options: dict[str, Any], spec: TenantSpec, copied: list[str], stdout: Any) -> Any:

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant-id", required=True, help="The tenant to delete.")
+        parser.add_argument("--tenant-id", required=True, metavar="ID", help="The tenant to delete.")
         parser.add_argument(
             "--noinput",
             "--no-input",
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
             if isinstance(exc, (Error, _core.TenantMigrateError, TenantConfigError)):
-                raise to_command_error(exc) from exc
+                raise to_command_error(exc, tenant_id) from exc
             raise Error(
                 f"Cannot delete tenant '{printable(tenant_id)}': {type(exc).__name__}: {exc}"
             ) from exc

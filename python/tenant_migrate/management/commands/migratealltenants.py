@@ -37,13 +37,21 @@ class Command(BaseCommand):
             "--tenant-id",
             action="append",
             dest="tenant_ids",
+            metavar="ID",
             help="Only this tenant (repeat the option for several).",
         )
-        parser.add_argument("--jobs", type=int, default=default_jobs(), help="Tenants migrated concurrently.")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=default_jobs(),
+            metavar="N",
+            help="Tenants migrated concurrently (default: %(default)s, from this machine's CPU count).",
+        )
         parser.add_argument(
             "--jobs-per-server",
             type=int,
             default=None,
+            metavar="N",
             help="At most this many concurrent tenants per database server (default: --jobs).",
         )
         group = parser.add_mutually_exclusive_group()
@@ -171,7 +179,7 @@ def add_rollout_arguments(parser: CommandParser) -> None:
         type=bounded_seconds,
         default=0.0,
         metavar="SECONDS",
-        help="Wait this long between waves.",
+        help="Wait this long between waves (default 0: no pause).",
     )
     parser.add_argument(
         "--resume",

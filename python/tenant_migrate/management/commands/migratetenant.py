@@ -15,7 +15,7 @@ class Command(BaseCommand):
     help = "Updates one tenant's database (or schema) to the current set of models and migrations."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--tenant-id", required=True, help="The tenant to migrate.")
+        parser.add_argument("--tenant-id", required=True, metavar="ID", help="The tenant to migrate.")
         add_migrate_arguments(parser)
         parser.add_argument(
             "--check",
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             default=5.0,
             metavar="SECONDS",
             help="While a migration runs longer than this, print what it is doing (and, on "
-            "PostgreSQL, what it waits for) to stderr every SECONDS; 0 turns it off.",
+            "PostgreSQL, what it waits for) to stderr every SECONDS; 0 turns it off (default %(default)g).",
         )
         parser.add_argument(
             "--prune",

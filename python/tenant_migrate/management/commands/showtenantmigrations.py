@@ -40,7 +40,11 @@ class Command(BaseCommand):
             help="Treat tenants whose database or schema does not exist as errors (exit status 1).",
         )
         parser.add_argument(
-            "--jobs", type=int, default=8, help="Histories read concurrently (connections at most)."
+            "--jobs",
+            type=int,
+            default=8,
+            metavar="N",
+            help="Histories read concurrently, connections at most (default: %(default)s).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -14,10 +14,12 @@ class TenantMigrateConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             connections,
             context,
+            recorder,
         )
 
         connections.install_signal_handlers()
         context.install_content_type_cache()
+        recorder.install()
         aliases.install()
         # Django makes a command's parser (and its --database choices) right after setup.
         aliases.register_from_argv(sys.argv)

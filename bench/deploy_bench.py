@@ -17,35 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
+from run_bench import admin, manage  # the same helpers (bench/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = dict(host="127.0.0.1", port=5432, user="postgres")
 CLOCK = os.sysconf("SC_CLK_TCK")
-
-
-def admin(dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(dbname=dbname, autocommit=True, **PG)
-
-
-def manage(project: Path, env: dict[str, str], *args: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        check=False,
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
 def server_cpu_seconds() -> float:

@@ -16,8 +16,6 @@ connection. Other connections (the master, SQLite) keep Django's own method.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.migrations.recorder import MigrationRecorder
 
 from .connections import is_tenant_alias, quote_ident, tenant_schema
@@ -48,7 +46,3 @@ def _has_table(self: MigrationRecorder) -> bool:
 
 def install() -> None:
     MigrationRecorder.has_table = _has_table  # type: ignore[method-assign]
-
-
-def installed() -> Any:
-    return MigrationRecorder.has_table is _has_table

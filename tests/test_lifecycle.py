@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from pgutil import HOST, PORT, catalog, connect, databases, history, schemas
 from tenant_migrate import _core, lifecycle
 from tenant_migrate.connections import rust_params, tenant_settings
-from tenant_migrate.runner import lookup
+from tenant_migrate.lookup import lookup
 from test_postgres import ALL_ROWS, make_tenant, pg_project
 from test_swappable import DJANGO_TENANTS, swapped_project
 

@@ -25,7 +25,7 @@ the comparison accepts every answer Django could give:
   compared.
 
 The migrate command's ``apps.get_app_config(app_label)`` check is not replayed: the generated app
-labels are not installed apps, and production (``runner.migrate_tenant``) does that check in
+labels are not installed apps, and production (``run.flow.migrate_tenant``) does that check in
 Python before it calls the planner. ``MigrationExecutor.migrate``'s mixed-plan check is replayed
 but cannot fire on ``migrate``'s own targets (one specific target, or leaves only).
 

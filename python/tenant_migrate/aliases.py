@@ -34,7 +34,7 @@ from .registry import registry_missing_text
 
 def tenant_alias(tenant_id: str) -> str:
     """Register the tenant's alias (same name as its tenant id) and return it."""
-    from .runner import lookup
+    from .lookup import lookup
 
     record = lookup(tenant_id)
     settings_dict, schema = tenant_settings(record)

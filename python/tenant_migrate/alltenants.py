@@ -19,10 +19,14 @@ from . import _core
 from .budget import fit_jobs
 from .connections import tenant_settings, vendor_of
 from .errors import to_command_error
+from .exceptions import UnappliedMigrations
 from .graph import graph_json
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
-from .runner import MigrateOptions, Output, Shared, UnappliedMigrations, migrate_record
+from .output import Output
+from .run.flow import migrate_record
+from .run.options import MigrateOptions
+from .run.shared import Shared
 from .status import as_json, dump_json, read_standings, select_tenants
 
 

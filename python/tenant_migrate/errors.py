@@ -6,9 +6,9 @@ from django.core.management.base import CommandError
 
 from . import _core
 from .connections import TenantConfigError, naming_server, tenant_server, unknown_tenant
+from .exceptions import TenantRunError
 from .graph import GraphError
 from .provisioning import ProvisioningConnectionError
-from .runner import TenantRunError
 
 
 class Error(CommandError):

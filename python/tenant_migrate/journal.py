@@ -10,8 +10,9 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from .exceptions import TenantRunError
 from .models import MigrationRun, MigrationRunTenant
-from .runner import MigrateOptions, TenantRunError
+from .run.options import MigrateOptions
 
 # Outcomes that --resume runs again: everything that did not finish (a tenant whose migration
 # in progress was rolled back by Ctrl-C is "interrupted").

@@ -13,7 +13,11 @@ from django.db import connections
 from . import _core
 from .connections import quote_ident, register_alias, rust_params, tenant_settings
 from .graph import needs_python
-from .runner import DjangoHooks, MigrateOptions, Output, Shared, check_app_label, lookup, migration_label
+from .lookup import lookup
+from .output import Output, migration_label
+from .run.hooks import DjangoHooks
+from .run.options import MigrateOptions, check_app_label
+from .run.shared import Shared
 
 
 def print_sql(tenant_id: str, opts: MigrateOptions, out: Output) -> None:

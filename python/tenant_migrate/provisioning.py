@@ -115,7 +115,7 @@ def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
 def check_unique_location(tenant_id: str, settings_dict: dict[str, Any], schema: str | None) -> None:
     """A new tenant's database or schema must be no registered tenant's (even one whose database
     or schema is missing now: it would come back to two tenants)."""
-    from .runner import list_tenants
+    from .lookup import list_tenants
 
     mine = location(settings_dict, schema)
     for record in list_tenants():

@@ -26,7 +26,8 @@ from .connections import (
     tenant_settings,
     unknown_tenant,
 )
-from .runner import TenantRunError, list_tenants
+from .exceptions import TenantRunError
+from .lookup import list_tenants
 
 
 @dataclass

@@ -36,8 +36,12 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
+from .lookup import RegistryRow
+from .output import Output
 from .provisioning import defaults_for, provision, provision_postgres
-from .runner import MigrateOptions, Output, RegistryRow, Shared, migrate_record
+from .run.flow import migrate_record
+from .run.options import MigrateOptions
+from .run.shared import Shared
 from .status import Standing, read_standings
 
 

@@ -36,9 +36,12 @@ from django.test.utils import override_settings
 
 from . import _core, conf
 from .connections import quote_ident, register_alias, tenant_settings, vendor_of
+from .lookup import RegistryRow
+from .output import Output
 from .provisioning import TenantSpec, create_tenant, defaults_for
 from .registry import get_tenant_model, id_filter
-from .runner import MigrateOptions, Output, RegistryRow, migrate_record
+from .run.flow import migrate_record
+from .run.options import MigrateOptions
 
 __all__ = ["TemporaryTenant", "tenant", "tenant_factory"]
 

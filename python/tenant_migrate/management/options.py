@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from tenant_migrate.errors import Error
-from tenant_migrate.runner import MigrateOptions, split_target
+from tenant_migrate.run.options import MigrateOptions, split_target
 
 
 def add_migrate_arguments(parser: CommandParser) -> None:

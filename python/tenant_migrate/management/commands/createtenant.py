@@ -144,7 +144,7 @@ def template_provisioner(options: dict[str, Any], spec: TenantSpec, copied: list
     template of its isolation (made first if there is none); otherwise (behind, busy, another
     server, a schema a copy would miss) None, and the tenant is migrated from zero."""
     from tenant_migrate import templates
-    from tenant_migrate.runner import Shared
+    from tenant_migrate.run.shared import Shared
 
     if not templates.enabled() or spec.connection:
         return None

@@ -18,7 +18,7 @@ from tenant_migrate.lifecycle import (
     storage_of,
     unregister,
 )
-from tenant_migrate.runner import list_tenants, lookup
+from tenant_migrate.lookup import list_tenants, lookup
 
 
 class Command(BaseCommand):

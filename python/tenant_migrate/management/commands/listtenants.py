@@ -9,7 +9,7 @@ from tenant_migrate.connections import TenantConfigError, printable
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.graph import GraphError, graph_json
 from tenant_migrate.lifecycle import Storage, base_storage, storage_of
-from tenant_migrate.runner import list_tenants
+from tenant_migrate.lookup import list_tenants
 from tenant_migrate.status import Standing, as_json, dump_json, read_standings
 
 

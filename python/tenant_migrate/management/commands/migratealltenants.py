@@ -12,6 +12,7 @@ from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
 from tenant_migrate.journal import arguments as journal_arguments
 from tenant_migrate.journal import resume_selection, resumed_options
+from tenant_migrate.lookup import list_tenants
 from tenant_migrate.management.options import (
     MAX_SECONDS,
     add_migrate_arguments,
@@ -19,7 +20,8 @@ from tenant_migrate.management.options import (
     migrate_options,
 )
 from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
-from tenant_migrate.runner import MigrateOptions, Shared, check_app_label, list_tenants
+from tenant_migrate.run.options import MigrateOptions, check_app_label
+from tenant_migrate.run.shared import Shared
 
 
 def default_jobs() -> int:

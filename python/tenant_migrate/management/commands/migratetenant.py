@@ -6,9 +6,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.errors import to_command_error
+from tenant_migrate.exceptions import UnappliedMigrations
 from tenant_migrate.interrupt import EXIT_STATUS, interrupted_text, watch_sigint
 from tenant_migrate.management.options import add_migrate_arguments, bounded_seconds, migrate_options
-from tenant_migrate.runner import Output, UnappliedMigrations, migrate_tenant
+from tenant_migrate.output import Output
+from tenant_migrate.run.flow import migrate_tenant
 
 
 class Command(BaseCommand):

@@ -1,0 +1,250 @@
+"""One tenant's run, in the order Django's ``migrate`` uses: lookup, run lock, plan, header,
+``pre_migrate``, migrations, ``post_migrate``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.core.management.commands.migrate import Command as DjangoMigrate
+from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.exceptions import (
+    InconsistentMigrationHistory,
+    MigrationSchemaMissing,
+    NodeNotFoundError,
+)
+from django.db.migrations.state import ProjectState
+from django.db.models import signals
+
+from .. import _core, conf
+from ..connections import printable, register_alias, rust_params, tenant_settings
+from ..context import tenant_as_default
+from ..exceptions import TenantRunError, UnappliedMigrations
+from ..heartbeat import Heartbeat, same_terminal
+from ..interrupt import INTERRUPTER, cancel_django
+from ..lookup import lookup
+from ..output import Output, print_header, print_plan
+from .hooks import DjangoHooks
+from .lazy import LazyHooks
+from .options import MigrateOptions, check_app_label, check_arguments
+from .shared import DJANGO_LOCK, CopiedLoader, Shared
+from .signals import emit, post_migrate_apps
+
+
+def migrate_tenant(
+    tenant_id: str, opts: MigrateOptions, out: Output, shared: Shared | None = None
+) -> _core.Report | None:
+    """Run (or, with ``opts.plan``, show) one tenant's migrations. Returns the Rust report."""
+    return migrate_record(lookup(tenant_id), opts, out, shared)
+
+
+def migrate_record(
+    record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared | None = None
+) -> _core.Report | None:
+    settings_dict, schema = tenant_settings(record)
+    alias = record.tenant_id
+    register_alias(alias, settings_dict, schema)
+    check_arguments(opts)
+    shared = shared or Shared()
+    # Taken before the plan is read: another run may be half-way through this tenant.
+    run_lock = (
+        _core.RunLock(rust_params(settings_dict, schema), record.tenant_id, opts.lock_wait)
+        if opts.writes
+        else None
+    )
+    try:
+        database = _core.TenantDatabase(
+            rust_params(settings_dict, schema, opts.lock_timeout, opts.statement_timeout)
+        )
+    except BaseException:
+        if run_lock is not None:
+            run_lock.release()
+        raise
+    stop_rust = INTERRUPTER.register(database.interrupt)
+    try:
+        # From here to the end of the run, in this thread, Django's default database is the
+        # tenant: migrations and signal receivers written for plain `migrate` reach it.
+        with tenant_as_default(alias) as connection:
+            stop_django = INTERRUPTER.register(cancel_django(connection))
+            try:
+                return _plan_and_run(database, connection, record, opts, out, shared)
+            finally:
+                INTERRUPTER.unregister(stop_django)
+                connection.close()
+    finally:
+        INTERRUPTER.unregister(stop_rust)
+        database.close()
+        if run_lock is not None:
+            run_lock.release()
+
+
+def _plan_and_run(
+    database: _core.TenantDatabase,
+    connection: Any,
+    record: _core.TenantRecord,
+    opts: MigrateOptions,
+    out: Output,
+    shared: Shared,
+) -> _core.Report | None:
+    # Django's order: history and conflicts, then the app label, then the target; only
+    # then --prune, so that a run refused by any of them has deleted nothing.
+    if opts.app_label:
+        database.plan(shared.graph, None, None)
+        check_app_label(opts)
+    plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
+    if opts.prune:
+        prune(database, shared.graph, opts, out)
+    if opts.plan:
+        print_plan(out, record.tenant_id, plan, shared.loader)
+    if opts.check and plan.steps:
+        raise UnappliedMigrations(record.tenant_id)
+    # As Django's migrate: --prune, --plan and --check change no schema.
+    if opts.plan or opts.check or opts.prune:
+        return None
+    if opts.skip_up_to_date and not plan.steps:
+        return None
+    return _run(database, connection, plan, record, opts, out, shared)
+
+
+def _run(
+    database: _core.TenantDatabase,
+    connection: Any,
+    plan: _core.Plan,
+    record: _core.TenantRecord,
+    opts: MigrateOptions,
+    out: Output,
+    shared: Shared,
+) -> _core.Report:
+    out.write(f"Running migrations for tenant: {printable(record.name)}", out.style.MIGRATE_HEADING)
+    connection.prepare_database()
+    steps = plan.steps
+    django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]
+    by_key = {(m.app_label, m.name): m for m, _ in django_plan}
+    group = (frozenset(plan.applied), tuple(steps), opts.fake)
+
+    def make_hooks() -> DjangoHooks:
+        executor = shared.executor(connection)
+        if not plan.replace_migrations:
+            executor.loader.replace_migrations = False
+            executor.loader.build_graph()
+        # The executor works on the very objects the pre_migrate handlers saw (and may have
+        # extended, as contenttypes does after a RenameModel).
+        executor.loader.graph.nodes.update(by_key)
+        nodes = executor.loader.graph.nodes
+        full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
+        hooks = DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
+        hooks.timeouts = (opts.lock_timeout, opts.statement_timeout)
+        return hooks
+
+    lazy = (
+        shared.cache is not None
+        and bool(steps)
+        and not steps[0][2]
+        and plan.replace_migrations
+        and not (opts.fake or opts.fake_initial)
+        and not any((a, n) in shared.squash_related for a, n, _ in steps)
+    )
+    print_header(out, plan)
+    with DJANGO_LOCK:
+        hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
+        pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
+        emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
+
+    out.write("Running migrations:", out.style.MIGRATE_HEADING)
+    if not django_plan:
+        out.write("  No migrations to apply.")
+        if opts.verbosity >= 1:
+            unreflected_changes_notice(out, shared)
+    shares_terminal = same_terminal(out.stdout, sys.stderr)
+    heartbeat = Heartbeat(
+        sys.stderr,
+        opts.heartbeat,
+        record.tenant_id,
+        database.backend_pid(),
+        connection.settings_dict,
+        running=database.running_statement,
+        open_line=lambda: (out.open_step or "") if shares_terminal else "",
+    )
+    out.heartbeat = heartbeat
+    try:
+        with heartbeat:
+            report = database.migrate(
+                plan,
+                hooks,
+                tenant=record.tenant_id,
+                recorder_ddl=shared.recorder_ddl(connection),
+                fake=opts.fake and bool(django_plan),
+                fake_initial=opts.fake_initial and bool(django_plan),
+                cache=shared.cache,
+                retries=opts.retries,
+                retry_delay=opts.retry_delay,
+            )
+    finally:
+        out.heartbeat = None
+        out.close_line()
+
+    with DJANGO_LOCK:
+        post_apps = shared.state_apps(("post", *group), lambda: post_migrate_apps(hooks.final_state()))
+        emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
+    out.write(f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS)
+    return report
+
+
+def prune(database: _core.TenantDatabase, graph: str, opts: MigrateOptions, out: Output) -> None:
+    """Django's ``migrate --prune``, with its output."""
+    if not opts.app_label:
+        raise TenantRunError("Migrations can be pruned only when an app is specified.")
+    out.write("Pruning migrations:", out.style.MIGRATE_HEADING)
+    pruned, blocking = database.prune(graph, opts.app_label)
+    if blocking:
+        out.write(
+            "  Cannot use --prune because the following squashed migrations have their "
+            "'replaces' attributes and may not be recorded as applied:",
+            out.style.NOTICE,
+        )
+        for app, name in blocking:
+            out.write(f"    {app}.{name}")
+        out.write(
+            "  Re-run 'manage.py migrate' if they are not marked as applied, and remove "
+            "'replaces' attributes in their Migration classes.",
+            out.style.NOTICE,
+        )
+        return
+    for app, name in pruned:
+        out.write(out.style.MIGRATE_LABEL(f"  Pruning {app}.{name}") + out.style.SUCCESS(" OK"))
+    if not pruned:
+        out.write("  No migrations to prune.")
+
+
+def unreflected_changes_notice(out: Output, shared: Shared) -> None:
+    """Django's notice when nothing is pending but models of tenant apps have changes no
+    migration reflects (they would not be applied).
+
+    Compared on a graph with squashes resolved, as Django's executor loader has it: the raw
+    graph holds a squash beside the migrations it replaces, and its end state can put the
+    squash's operations after a later migration's (a change that exists nowhere).
+    """
+    autodetector_class = getattr(DjangoMigrate, "autodetector", MigrationAutodetector)
+    with DJANGO_LOCK:
+        try:
+            # Nothing is pending: every squash is applied, so Django's loader uses it.
+            loader = CopiedLoader(None, shared)
+        except (MigrationSchemaMissing, NodeNotFoundError, InconsistentMigrationHistory):
+            return
+        autodetector = autodetector_class(loader.project_state(), ProjectState.from_apps(global_apps))
+        changes = autodetector.changes(graph=loader.graph)
+    apps = sorted(app for app in changes if conf.is_tenant_app(app))
+    if not apps:
+        return
+    names = ", ".join(repr(app) for app in apps)
+    out.write(
+        f"  Your models in app(s): {names} have changes that are not yet reflected in a migration, "
+        "and so won't be applied.",
+        out.style.NOTICE,
+    )
+    out.write(
+        "  Run 'manage.py makemigrations' to make new migrations, and then re-run "
+        "'manage.py migratetenant' to apply them.",
+        out.style.NOTICE,
+    )

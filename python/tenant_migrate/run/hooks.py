@@ -1,0 +1,309 @@
+"""What the Rust executor asks of Django for one tenant: compile a migration's SQL, run one
+through Django, keep the project state as Django's executor keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError as DjangoDatabaseError
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.migration import Migration
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ProjectState
+
+from .. import _core
+from ..connections import _transaction_started, reset_session_path
+from ..graph import needs_django, needs_python
+from ..interrupt import INTERRUPTER
+from ..output import Output
+from .shared import Shared, django_side
+from .statements import (
+    NOT_EFFECTS,
+    TIMEOUT_SQLSTATES,
+    server_pid,
+    set_config,
+    sqlstate,
+    statement_text,
+    timeout_settings,
+)
+
+
+class DjangoHooks:
+    """What the Rust executor asks of Django, in execution order, on the tenant connection.
+
+    It keeps the project state exactly as ``MigrationExecutor.migrate`` does, so SQL compiled
+    for a migration sees the models as Django would see them at that point.
+    """
+
+    def __init__(
+        self,
+        executor: MigrationExecutor,
+        plan: list[tuple[Migration, bool]],
+        full_plan: list[Migration],
+        state: ProjectState | None,
+        out: Output,
+        shared: Shared | None = None,
+        group: tuple[Any, ...] = (),
+    ) -> None:
+        self.shared = shared
+        self.group = group
+        self.executor = executor
+        self.connection = executor.connection
+        self.nodes = executor.loader.graph.nodes
+        self.plan = plan
+        self.full_plan = full_plan
+        self.out = out
+        self.state = state
+        # Migrations replayed by Rust whose state changes are not yet applied to self.state.
+        self.pending: list[Migration] = []
+        self.backwards = bool(plan) and plan[0][1]
+        # (lock_timeout, statement_timeout) in seconds for the steps Django runs (PostgreSQL).
+        self.timeouts: tuple[float | None, float | None] = (None, None)
+        self.failed_statement: str | None = None
+        self.states: dict[Migration, ProjectState] = {}
+        if self.backwards:
+            self._render_backwards_states()
+
+    def _render_backwards_states(self) -> None:
+        # Django's _migrate_all_backwards: the state before each migration to unapply.
+        to_run = {m for m, _ in self.plan}
+        state = self.executor._create_project_state()
+        self.applied = {
+            self.nodes[key] for key in self.executor.loader.applied_migrations if key in self.nodes
+        }
+        for migration in self.full_plan:
+            if not to_run:
+                break
+            if migration in to_run:
+                if "apps" not in state.__dict__:
+                    state.apps  # noqa: B018  (render once, as Django does)
+                self.states[migration] = state
+                state = migration.mutate_state(state, preserve=True)
+                to_run.remove(migration)
+            elif migration in self.applied:
+                migration.mutate_state(state, preserve=False)
+
+    @django_side
+    def final_state(self) -> ProjectState:
+        if not self.backwards:
+            self._catch_up()
+            return self.state
+        for migration, _ in self.plan:
+            self.applied.discard(migration)
+        last = self.plan[-1][0]
+        state = self.states[last]
+        del state.apps
+        index = self.full_plan.index(last)
+        for migration in self.full_plan[index:]:
+            if migration in self.applied:
+                migration.mutate_state(state, preserve=False)
+        return state
+
+    def _catch_up(self) -> None:
+        if self.state is None:
+            # Built late (see LazyHooks): the history read now already includes every step
+            # replayed so far.
+            self.state = self.executor._create_project_state(with_applied_migrations=True)
+            self.pending.clear()
+            return
+        if not self.pending:
+            return
+        # Mutating a rendered state reloads every affected model, once per migration; one
+        # fresh render afterwards is much cheaper when several replayed migrations are pending.
+        if "apps" in self.state.__dict__:
+            del self.state.apps
+        for migration in self.pending:
+            self.state = migration.mutate_state(self.state, preserve=False)
+        self.pending.clear()
+
+    def _render(self) -> None:
+        self._catch_up()
+        if "apps" not in self.state.__dict__:
+            self.state.apps  # noqa: B018
+
+    # The callbacks, named as in the executor's Hooks trait.
+
+    def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
+        self.out.step_started(app, name, backwards)
+
+    @django_side
+    def soft_applied(self, app: str, name: str) -> bool:
+        state = self._state_before(self.nodes[(app, name)])
+        applied, self.state = self.executor.detect_soft_applied(state, self.nodes[(app, name)])
+        return bool(applied)
+
+    @django_side
+    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        migration = self.nodes[(app, name)]
+        if needs_django(migration):
+            return None
+        with self._naming_failures(app, name):
+            if backwards:
+                with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                    migration.unapply(self.states[migration], editor)
+                return list(editor.collected_sql)
+            self._render()
+            with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                self.state = migration.apply(self.state, editor)
+            return list(editor.collected_sql)
+
+    def _state_before(self, migration: Migration) -> ProjectState:
+        key = ("step", *self.group, migration.app_label, migration.name)
+        if self.shared is not None:
+            cached = self.shared.step_state(key)
+            if cached is not None:
+                self.pending.clear()
+                self.state = cached
+                return cached
+        self._render()
+        if self.shared is not None:
+            self.shared.keep_step_state(key, self.state)
+        return self.state
+
+    @django_side
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        migration = self.nodes[(app, name)]
+        # What Django runs for a migration without Python can be replayed on other tenants.
+        ran: list[str] | None = None if needs_python(migration) else []
+        # A non-atomic migration's statements must not be wrapped in transactions.
+        self.connection.tenant_migrate_outside_transaction = not migration.atomic
+        if self.out.heartbeat is not None:
+            self.out.heartbeat.django_step(server_pid(self.connection))
+        try:
+            with self._naming_failures(app, name), self._capturing(ran), self._guarded(migration.atomic):
+                if backwards:
+                    self.executor.unapply_migration(self.states[migration], migration)
+                else:
+                    state = self._state_before(migration)
+                    self.state = self.executor.apply_migration(state, migration)
+        finally:
+            self.connection.tenant_migrate_outside_transaction = False
+            if not migration.atomic:
+                reset_session_path(self.connection)
+        return ran
+
+    @contextmanager
+    def _naming_failures(self, app: str, name: str) -> Iterator[None]:
+        """What Django raises for a step becomes the Rust route's error for it; timeouts and
+        permission errors keep their own kinds (retried, and the spec's text)."""
+        self.failed_statement = None
+        try:
+            yield
+        except _core.TenantMigrateError:
+            raise
+        except DjangoDatabaseError as exc:
+            if INTERRUPTER.fired.is_set():
+                raise
+            if sqlstate(exc) in TIMEOUT_SQLSTATES:
+                raise _core.LockTimeout(str(exc).strip()) from exc
+            if sqlstate(exc) == "42501":  # insufficient_privilege, as the Rust route reports it
+                raise _core.PermissionDenied(str(exc).strip()) from exc
+            # The server's primary message, as the Rust route reports it (psycopg adds the
+            # statement's text and a caret on the next lines).
+            raise self._failed(app, name, (str(exc).strip().splitlines() or [""])[0]) from exc
+        except Exception as exc:
+            if INTERRUPTER.fired.is_set():
+                raise
+            raise self._failed(app, name, f"{type(exc).__name__}: {exc}") from exc
+
+    def _failed(self, app: str, name: str, reason: str) -> _core.MigrationFailed:
+        """The Rust route's text for a failed migration: which tenant, which migration, and
+        the statement Django was running when it failed (none for a Python error)."""
+        text = f"Migration {app}.{name} failed for tenant '{self.connection.alias}': {reason}"
+        if self.failed_statement is not None:
+            text += f"\nStatement: {self.failed_statement}"
+        return _core.MigrationFailed(text)
+
+    @contextmanager
+    def _guarded(self, atomic: bool) -> Iterator[None]:
+        """Every statement Django runs for a step: stopped when the run is interrupted, and
+        with the zero-downtime timeouts set inside its transaction (SET LOCAL), as the Rust
+        side does. A non-atomic step gets them for the session, reset afterwards."""
+        settings = timeout_settings(*self.timeouts) if self.connection.vendor == "postgresql" else []
+        busy = False
+
+        def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            nonlocal busy
+            INTERRUPTER.check()
+            connection = context["connection"]
+            if settings and not busy and connection.in_atomic_block and not _transaction_started(connection):
+                busy = True
+                try:
+                    set_config(connection, settings, local=True)
+                finally:
+                    busy = False
+            heartbeat = self.out.heartbeat
+            if heartbeat is not None:
+                if heartbeat.via_django and heartbeat.django_pid is None:
+                    heartbeat.django_pid = server_pid(connection)
+                heartbeat.statement(sql)
+            try:
+                return execute(sql, params, many, context)
+            except DjangoDatabaseError:
+                self.failed_statement = statement_text(connection, sql, None if many else params)
+                raise
+            finally:
+                if heartbeat is not None:
+                    heartbeat.statement(None)
+
+        if settings and not atomic:
+            set_config(self.connection, settings, local=False)
+        try:
+            with self.connection.execute_wrapper(guard):
+                yield
+        finally:
+            if settings and not atomic:
+                set_config(self.connection, [(name, "0") for name, _ in settings], local=False)
+
+    @contextmanager
+    def _capturing(self, ran: list[str] | None) -> Iterator[None]:
+        if ran is None:
+            yield
+            return
+        quoter = self.connection.schema_editor(collect_sql=True)
+
+        def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            head = sql.lstrip()[:10].split(None, 1)[0].upper() if sql.strip() else ""
+            # Reads, pragmas, transaction control (Django's SQLite backend sends its own BEGIN
+            # and savepoints through the wrappers) and the history row are not part of the
+            # migration's effect: Rust runs each replay in its own transaction and writes the
+            # row itself.
+            if not many and head not in NOT_EFFECTS and "django_migrations" not in sql:
+                text = sql if params is None else sql % tuple(quoter.quote_value(p) for p in params)
+                ran.append(text)
+            return execute(sql, params, many, context)
+
+        with self.connection.execute_wrapper(capture):
+            yield
+
+    def replayed(self, app: str, name: str, backwards: bool) -> None:
+        if not backwards:
+            self.pending.append(self.nodes[(app, name)])
+
+    def finished(self, report: _core.StepReport) -> None:
+        self.out.step_finished(report)
+
+    @django_side
+    def retrying(self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str) -> None:
+        self.out.step_retrying(attempt, retries, delay, reason)
+        self.reset_state()
+
+    @django_side
+    def reset_state(self) -> None:
+        """After a step was rolled back: the project state as the tenant's history now says.
+
+        Compiling and applying mutate the state as they go, so the state kept here may already
+        include the rolled-back step; it is rebuilt from the history table, as Django builds it.
+        """
+        if self.backwards:
+            return  # the states before each unapplied step were computed up front, unmutated
+        loader = self.executor.loader
+        applied = dict(MigrationRecorder(self.connection).applied_migrations())
+        for key, migration in loader.graph.nodes.items():
+            if migration.replaces and all(tuple(r) in applied for r in migration.replaces):
+                applied.setdefault(key, migration)
+        loader.applied_migrations = applied
+        self.state = self.executor._create_project_state(with_applied_migrations=True)
+        self.pending.clear()

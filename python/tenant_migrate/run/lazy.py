@@ -1,0 +1,60 @@
+"""Hooks that build Django's side of a tenant only when a callback needs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.migrations.state import ProjectState
+
+from .. import _core
+from ..output import Output
+from .hooks import DjangoHooks
+from .shared import django_side
+
+
+class LazyHooks:
+    """Hooks that build Django's side only when a callback needs it.
+
+    In an all-tenants run most migrations are replayed: such a tenant never loads a graph or
+    renders a state. When a compile or a Python migration is needed, the executor is built
+    then: its loader reads the tenant's history as it is at that moment, so its project state
+    is exactly the state before the current step.
+    """
+
+    def __init__(self, make: Any, out: Output) -> None:
+        self._make = make
+        self._hooks: DjangoHooks | None = None
+        self.out = out
+
+    @django_side
+    def real(self) -> DjangoHooks:
+        if self._hooks is None:
+            self._hooks = self._make()
+        return self._hooks
+
+    def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
+        self.out.step_started(app, name, backwards)
+
+    def soft_applied(self, app: str, name: str) -> bool:
+        return self.real().soft_applied(app, name)
+
+    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        return self.real().compile(app, name, backwards)
+
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
+        return self.real().apply_with_django(app, name, backwards)
+
+    def replayed(self, app: str, name: str, backwards: bool) -> None:
+        if self._hooks is not None:
+            self._hooks.replayed(app, name, backwards)
+
+    def finished(self, report: _core.StepReport) -> None:
+        self.out.step_finished(report)
+
+    def retrying(self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str) -> None:
+        self.out.step_retrying(attempt, retries, delay, reason)
+        if self._hooks is not None:
+            self._hooks.reset_state()
+
+    def final_state(self) -> ProjectState:
+        return self.real().final_state()

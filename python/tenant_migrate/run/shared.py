@@ -1,0 +1,155 @@
+"""What one process computes once and every tenant of a run reuses, and the lock that lets
+concurrent tenants take turns on Django's side."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from importlib import import_module
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ProjectState
+from django.utils.module_loading import module_has_submodule
+
+from .. import _core
+from ..graph import RawGraphLoader, graph_json
+
+# Django's migration machinery is not thread-safe: rendered project states share model classes
+# (ProjectState.clone() copies the registry, not the classes), and rendering a model mutates
+# the _meta of the models it relates to. Concurrent tenants of one process therefore take
+# turns for everything that touches Django's side (compiling, Python steps, rendering,
+# signals); Rust's replay, where the time goes, runs outside this lock.
+DJANGO_LOCK = threading.RLock()
+
+
+def django_side(method: Any) -> Any:
+    """Run a hook that works on Django's side under DJANGO_LOCK."""
+
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with DJANGO_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+class Shared:
+    """What one process computes once and every tenant of the run reuses.
+
+    The migration graph is loaded from disk and serialised once; SQL compiled for a migration
+    on one tenant is replayed on every tenant verified to be in the same state (``cache``);
+    rendered project states, which depend only on the applied set and the plan, are kept per
+    such group for the signals.
+    """
+
+    def __init__(self, replay: bool = False) -> None:
+        import_management_modules()
+        self.loader = RawGraphLoader()
+        self.graph = graph_json(self.loader)
+        self.cache = _core.ReplayCache() if replay else None
+        self._states: dict[Any, Any] = {}
+        self._step_states: dict[Any, ProjectState] = {}
+        self._recorder_ddl: dict[Any, list[str]] = {}
+        self._lock = threading.Lock()
+        # Migrations taking part in a squash: their graph depends on the applied set as it
+        # changes during a run, so tenants whose plan touches them are never handled lazily.
+        self.squash_related: set[tuple[str, str]] = set()
+        for key, migration in self.loader.disk_migrations.items():
+            if migration.replaces:
+                self.squash_related.add(key)
+                self.squash_related.update(tuple(r) for r in migration.replaces)
+
+    def clone(self, key: tuple[str, str]) -> Migration:
+        """A tenant's own copy of a migration (handlers may add operations to it)."""
+        migration = copy.copy(self.loader.disk_migrations[key])
+        migration.operations = list(migration.operations)
+        return migration
+
+    def applied_state(self, plan: _core.Plan) -> ProjectState:
+        """Django's ``_create_project_state(with_applied_migrations=True)``, without a database:
+        the graph and the tenant's applied set (from Rust) are all it depends on."""
+        state = ProjectState(real_apps=self.loader.unmigrated_apps)
+        applied = set(plan.applied)
+        for key in plan.full_plan:
+            if key in applied:
+                self.loader.disk_migrations[key].mutate_state(state, preserve=False)
+        return state
+
+    def step_state(self, key: Any) -> ProjectState | None:
+        """A tenant's own copy of the rendered state before a Python step, when a tenant with
+        the same history and plan already rendered it (rendering is the costly part)."""
+        if self.cache is None:
+            return None
+        with self._lock:
+            state = self._step_states.get(key)
+        return state.clone() if state is not None else None
+
+    def keep_step_state(self, key: Any, state: ProjectState) -> None:
+        if self.cache is not None:
+            with self._lock:
+                self._step_states.setdefault(key, state.clone())
+
+    def recorder_ddl(self, connection: Any) -> list[str]:
+        settings = connection.settings_dict
+        key = (connection.vendor, settings.get("HOST"), settings.get("PORT"))
+        with self._lock:
+            if key in self._recorder_ddl:
+                return self._recorder_ddl[key]
+        ddl = recorder_ddl(connection)
+        with self._lock:
+            return self._recorder_ddl.setdefault(key, ddl)
+
+    def executor(self, connection: Any) -> MigrationExecutor:
+        """A MigrationExecutor whose loader copies the migrations loaded once from disk.
+
+        Each tenant gets its own Migration instances (``pre_migrate`` handlers such as
+        contenttypes' rename injection mutate them), without re-importing or re-listing files.
+        """
+        executor = MigrationExecutor.__new__(MigrationExecutor)
+        executor.connection = connection
+        executor.progress_callback = None
+        executor.recorder = MigrationRecorder(connection)
+        executor.loader = CopiedLoader(connection, self)
+        return executor
+
+    def state_apps(self, key: Any, make: Any) -> Any:
+        """Rendered apps for a (applied set, plan) group, computed by the first tenant."""
+        if self.cache is None:
+            return make()
+        with self._lock:
+            if key in self._states:
+                return self._states[key]
+        apps = make()
+        with self._lock:
+            return self._states.setdefault(key, apps)
+
+
+def import_management_modules() -> None:
+    """As Django's migrate does first: apps connect pre/post_migrate handlers there."""
+    for app_config in global_apps.get_app_configs():
+        if module_has_submodule(app_config.module, "management"):
+            import_module(".management", app_config.name)
+
+
+class CopiedLoader(MigrationLoader):
+    def __init__(self, connection: Any, shared: Shared) -> None:
+        self.shared = shared
+        super().__init__(connection)
+
+    def load_disk(self) -> None:
+        t = self.shared.loader
+        self.disk_migrations = {key: self.shared.clone(key) for key in t.disk_migrations}
+        self.unmigrated_apps = set(t.unmigrated_apps)
+        self.migrated_apps = set(t.migrated_apps)
+
+
+def recorder_ddl(connection: Any) -> list[str]:
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        editor.create_model(MigrationRecorder(connection).Migration)
+    return list(editor.collected_sql)

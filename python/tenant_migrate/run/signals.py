@@ -1,0 +1,48 @@
+"""``pre_migrate`` and ``post_migrate`` for one tenant, as Django's migrate sends them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.db.migrations.state import ModelState, ProjectState
+from django.db.models import signals
+
+from .. import conf
+from ..output import Output
+from .options import MigrateOptions
+
+
+def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
+    """Django's emit_pre/post_migrate_signal, for the tenant apps only. As under Django, the
+    receivers run in autocommit, in no transaction of ours: one that catches a database error
+    (an optional table) and carries on leaves nothing broken behind."""
+    when = "pre" if signal is signals.pre_migrate else "post"
+    for app_config in global_apps.get_app_configs():
+        if app_config.models_module is None or not conf.is_tenant_app(app_config.label):
+            continue
+        out.write(f"Running {when}-migrate handlers for application {app_config.label}", min_verbosity=2)
+        signal.send(
+            sender=app_config,
+            app_config=app_config,
+            verbosity=opts.verbosity,
+            interactive=opts.interactive,
+            using=alias,
+            stdout=out.stdout,
+            apps=state_apps,
+            plan=plan,
+        )
+
+
+def post_migrate_apps(post_state: ProjectState) -> Any:
+    """Django's re-rendering of the final state before ``post_migrate`` (migrate.py)."""
+    post_state.clear_delayed_apps_cache()
+    post_apps = post_state.apps
+    with post_apps.bulk_update():
+        model_keys = []
+        for model_state in post_apps.real_models:
+            model_key = model_state.app_label, model_state.name_lower
+            model_keys.append(model_key)
+            post_apps.unregister_model(*model_key)
+    post_apps.render_multiple([ModelState.from_model(global_apps.get_model(*model)) for model in model_keys])
+    return post_apps

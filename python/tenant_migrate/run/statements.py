@@ -1,0 +1,54 @@
+"""The statements Django runs for a step, as the Rust route sees its own: their text, their
+SQLSTATE, the server process running them, and the zero-downtime timeouts set around them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..connections import milliseconds
+
+NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
+
+
+TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
+
+
+def server_pid(connection: Any) -> int | None:
+    """The PostgreSQL server process of an open Django connection (psycopg 3 or 2)."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    info = getattr(connection.connection, "info", None)
+    pid = getattr(info, "backend_pid", None)
+    if pid is None and hasattr(connection.connection, "get_backend_pid"):
+        pid = connection.connection.get_backend_pid()
+    return pid
+
+
+def statement_text(connection: Any, sql: str, params: Any) -> str:
+    """A statement as the user would write it: values in, no closing ';' (as the Rust route)."""
+    if params:
+        quoter = connection.schema_editor(collect_sql=True)
+        try:
+            sql = sql % tuple(quoter.quote_value(p) for p in params)
+        except (TypeError, ValueError, KeyError):
+            pass  # dict parameters or an odd value: the statement as sent is still useful
+    return sql.rstrip().removesuffix(";").rstrip()
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through Django (psycopg 3 or psycopg2)."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def timeout_settings(lock_timeout: float | None, statement_timeout: float | None) -> list[tuple[str, str]]:
+    pairs = (("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout))
+    return [(name, f"{milliseconds(seconds)}ms") for name, seconds in pairs if seconds is not None]
+
+
+def set_config(connection: Any, settings: list[tuple[str, str]], local: bool) -> None:
+    # Bound values; the names are fixed above.
+    flag = "true" if local else "false"
+    sql = "SELECT " + ", ".join(f"pg_catalog.set_config(%s, %s, {flag})" for _ in settings)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [part for pair in settings for part in pair])

@@ -18,11 +18,11 @@ from typing import Any, TextIO
 from . import _core
 from .budget import fit_jobs
 from .connections import tenant_settings, vendor_of
-from .errors import to_command_error
 from .exceptions import UnappliedMigrations
 from .graph import graph_json
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
+from .management.errors import to_command_error
 from .output import Output
 from .run.flow import migrate_record
 from .run.options import MigrateOptions

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import _core
 from .context import master_alias
-from .errors import Error
+from .exceptions import TenantMigrateError
 
 # Connections one job holds at once, at its peak: its run lock, the connection the Rust core
 # migrates on, and Django's connection for the tenant (RunPython, post_migrate); the run's
@@ -38,6 +38,10 @@ SELECT r.rolsuper, r.rolconnlimit, d.datconnlimit,
 FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
 WHERE r.rolname = current_user AND d.datname = current_database()
 """
+
+
+class NotEnoughConnections(TenantMigrateError):
+    """The master's connection limits leave no room for one job: nothing was run."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def master_limit() -> Limit | None:
 
 def fit_jobs(requested: int) -> tuple[int, str | None]:
     """The jobs the master's connection limits leave room for, with a notice when fewer than
-    ``requested``; raises ``Error`` when there is no room for one."""
+    ``requested``; raises ``NotEnoughConnections`` when there is no room for one."""
     limit = master_limit()
     if limit is None:
         return requested, None
@@ -92,7 +96,7 @@ def fit_jobs(requested: int) -> tuple[int, str | None]:
         return requested, None
     fitting = room // PER_JOB
     if fitting < 1:
-        raise Error(
+        raise NotEnoughConnections(
             f"Not enough database connections for one job: {limit.what}, {limit.in_use} in use, "
             f"and a job needs {PER_JOB}. Raise the limit, or close other sessions."
         )

@@ -18,6 +18,7 @@ from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 
 from . import _core, conf
+from .exceptions import TenantMigrateError
 
 # alias -> schema, for the aliases this package registered (schema isolation has a schema).
 _TENANT_ALIASES: dict[str, str | None] = {}
@@ -25,7 +26,7 @@ _TENANT_ALIASES: dict[str, str | None] = {}
 ALLOWED_OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
 
 
-class TenantConfigError(ValueError):
+class TenantConfigError(TenantMigrateError, ValueError):
     """The registry row or the settings cannot describe a reachable tenant."""
 
 

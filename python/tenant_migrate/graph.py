@@ -20,6 +20,7 @@ from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import ModelOperation
 
 from . import conf
+from .exceptions import TenantMigrateError
 
 GRAPH_FORMAT_VERSION = 1
 
@@ -40,7 +41,7 @@ _CATALOG_INDEPENDENT = (
 )
 
 
-class GraphError(ValueError):
+class GraphError(TenantMigrateError, ValueError):
     """The project's migrations cannot be run inside tenants as configured."""
 
 

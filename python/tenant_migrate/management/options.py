@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from tenant_migrate.errors import Error
+from tenant_migrate.management.errors import Error
 from tenant_migrate.run.options import MigrateOptions, split_target
 
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
 from tenant_migrate.connections import TenantConfigError, printable
-from tenant_migrate.errors import Error, to_command_error
+from tenant_migrate.exceptions import TenantMigrateError
 from tenant_migrate.lifecycle import (
     NOTHING_DONE,
     DropRefused,
@@ -19,6 +19,7 @@ from tenant_migrate.lifecycle import (
     unregister,
 )
 from tenant_migrate.lookup import list_tenants, lookup
+from tenant_migrate.management.errors import Error, to_command_error
 
 
 class Command(BaseCommand):
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
-            if isinstance(exc, (Error, _core.TenantMigrateError, TenantConfigError)):
+            if isinstance(exc, (Error, TenantMigrateError)):
                 raise to_command_error(exc, tenant_id) from exc
             raise Error(
                 f"Cannot delete tenant '{printable(tenant_id)}': {type(exc).__name__}: {exc}"

@@ -8,11 +8,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.alltenants import AllTenantsRun
-from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
 from tenant_migrate.journal import arguments as journal_arguments
 from tenant_migrate.journal import resume_selection, resumed_options
 from tenant_migrate.lookup import list_tenants
+from tenant_migrate.management.errors import Error, to_command_error
 from tenant_migrate.management.options import (
     MAX_SECONDS,
     add_migrate_arguments,

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tenant_migrate.errors import to_command_error
 from tenant_migrate.exceptions import UnappliedMigrations
 from tenant_migrate.interrupt import EXIT_STATUS, interrupted_text, watch_sigint
+from tenant_migrate.management.errors import to_command_error
 from tenant_migrate.management.options import add_migrate_arguments, bounded_seconds, migrate_options
 from tenant_migrate.output import Output
 from tenant_migrate.run.flow import migrate_tenant
@@ -73,7 +73,7 @@ class Command(BaseCommand):
 
 
 def sql_preview(tenant_id: str, opts: Any, options: dict[str, Any], out: Output) -> None:
-    from tenant_migrate.errors import Error
+    from tenant_migrate.management.errors import Error
     from tenant_migrate.preview import print_sql
 
     clashing = [f"--{o.replace('_', '-')}" for o in ("plan", "fake", "fake_initial", "prune") if options[o]]

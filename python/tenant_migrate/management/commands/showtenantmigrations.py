@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.graph import graph_json
+from tenant_migrate.management.errors import Error, to_command_error
 from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
 from tenant_migrate.status import (
     as_json,

@@ -1,14 +1,14 @@
-"""The spec's error texts, produced in one place for every command."""
+"""The spec's error texts, produced in one place for every command: the one place where the
+package's errors become Django's ``CommandError``."""
 
 from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from . import _core
-from .connections import TenantConfigError, naming_server, tenant_server, unknown_tenant
-from .exceptions import TenantRunError
-from .graph import GraphError
-from .provisioning import ProvisioningConnectionError
+from .. import _core
+from ..connections import naming_server, tenant_server, unknown_tenant
+from ..exceptions import TenantMigrateError
+from ..provisioning import ProvisioningConnectionError
 
 
 class Error(CommandError):
@@ -35,7 +35,7 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
     if isinstance(exc, _core.InconsistentHistory):
         where = f" for tenant '{tenant_id}'" if tenant_id else ""
         return Error(f"Inconsistent migration history{where}: {exc}")
-    if isinstance(exc, (_core.TenantMigrateError, TenantConfigError, GraphError, TenantRunError)):
+    if isinstance(exc, TenantMigrateError):
         return Error(str(exc))
     # Raised by Django while it applied a migration (RunPython, IrreversibleError, a database
     # error): say which tenant, keep Django's own words.

@@ -179,3 +179,27 @@ def test_postgres_database_isolated_tenants_do_not_pile_up_idle_connections(
     assert f"Summary: {len(tenants)} tenants" in proc.stdout, proc.stdout
     # The master's session, one job's three, and the bounded idle ones; not one per tenant.
     assert peak <= 1 + 3 + IDLE_LIMIT < 1 + len(tenants), peak
+
+
+def test_fewer_jobs_lower_the_idle_connection_limit_for_that_run_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that keeps no idle connections (fewer jobs than asked, see budget.py) puts the
+    process-wide limit back afterwards: later runs of the process (call_command, a deploy
+    script, the test runner) pool connections again."""
+    import io
+
+    from django.core.management import call_command
+    from tenant_migrate import _core, budget
+
+    call_command("migrate", interactive=False, verbosity=0)
+    tight = budget.Limit("role 'app' has CONNECTION LIMIT 5", allowed=5, in_use=0)
+    monkeypatch.setattr(budget, "master_limit", lambda: tight)
+    before = _core.set_idle_connection_limit(7)
+    try:
+        out = io.StringIO()
+        call_command("migratealltenants", jobs=4, plan=True, stdout=out, stderr=io.StringIO())
+        assert "Note: Running 1 job instead of 4: role 'app' has CONNECTION LIMIT 5" in out.getvalue()
+    finally:
+        after = _core.set_idle_connection_limit(before)
+    assert after == 7

@@ -16,6 +16,8 @@ bounded by ``--jobs-per-server`` as before.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import _core
@@ -100,10 +102,25 @@ def fit_jobs(requested: int) -> tuple[int, str | None]:
             f"Not enough database connections for one job: {limit.what}, {limit.in_use} in use, "
             f"and a job needs {PER_JOB}. Raise the limit, or close other sessions."
         )
-    # No idle connection kept for reuse: every connection counts against the limit.
+    # No idle connection kept for reuse: every connection counts against the limit. For this
+    # run only: ``connection_budget()`` puts the process-wide limit back when it ends.
     _core.set_idle_connection_limit(0)
     notice = (
         f"Running {fitting} job{'s' if fitting != 1 else ''} instead of {requested}: {limit.what}, "
         f"{limit.in_use} in use, and a job needs {PER_JOB} connections."
     )
     return fitting, notice
+
+
+@contextmanager
+def connection_budget() -> Iterator[None]:
+    """The scope of one run's connection budget: the process-wide idle-connection limit that
+    ``fit_jobs`` lowers within it is put back as it was when the scope ends, so that a later
+    run of the same process (``call_command``, a test) pools connections again."""
+    # The Rust side has a setter returning the previous value, no getter.
+    previous = _core.set_idle_connection_limit(0)
+    _core.set_idle_connection_limit(previous)
+    try:
+        yield
+    finally:
+        _core.set_idle_connection_limit(previous)

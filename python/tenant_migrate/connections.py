@@ -102,13 +102,28 @@ def check_tenant_id(tenant_id: str) -> None:
     registry behind its back): not empty, printable, at most 63 bytes. Ids of rows written
     before (or by a project's own tenant model) need not be slugs, so lookups stop here;
     ``check_new_tenant_id`` adds the slug form createtenant requires."""
-    if not tenant_id:
+    fault = identifier_fault(tenant_id)
+    if fault == "empty":
         raise invalid_tenant_id(tenant_id, "it is empty.")
-    if not tenant_id.isprintable():
+    if fault == "control":
         raise invalid_tenant_id(tenant_id, "it contains control characters.")
-    size = len(tenant_id.encode())
-    if size > MAX_IDENTIFIER_BYTES:
+    if fault == "long":
+        size = len(tenant_id.encode())
         raise invalid_tenant_id(tenant_id, f"it is {size} bytes long; at most {MAX_IDENTIFIER_BYTES}.")
+
+
+def identifier_fault(name: str) -> str | None:
+    """The one rule a tenant id and a PostgreSQL database or schema name share (a tenant id
+    names them by default): not empty, no control characters, at most MAX_IDENTIFIER_BYTES
+    bytes. Which part fails ("empty", "control", "long"), or None; each caller says it in its
+    own words."""
+    if not name:
+        return "empty"
+    if not name.isprintable():
+        return "control"
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        return "long"
+    return None
 
 
 def check_new_tenant_id(tenant_id: str) -> None:
@@ -140,11 +155,13 @@ def unknown_tenant(tenant_id: str) -> Exception:
 
 def check_pg_name(kind: str, name: str) -> None:
     """A PostgreSQL database or schema name, counted in bytes as PostgreSQL counts it."""
-    if not name:
+    fault = identifier_fault(name)
+    if fault == "empty":
         raise TenantConfigError(f"The {kind} must not be empty.")
-    check_text(kind, name)
-    size = len(name.encode())
-    if size > MAX_IDENTIFIER_BYTES:
+    if fault == "control":
+        check_text(kind, name)  # its message for control characters
+    if fault == "long":
+        size = len(name.encode())
         raise TenantConfigError(
             f"Invalid {kind} {_shown(name)}: it is {size} bytes long; PostgreSQL allows at most "
             f"{MAX_IDENTIFIER_BYTES} and would silently truncate it (onto another name)."

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.alltenants import AllTenantsRun
+from tenant_migrate.budget import connection_budget
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
 from tenant_migrate.journal import arguments as journal_arguments
 from tenant_migrate.journal import resume_selection, resumed_options
@@ -79,7 +80,7 @@ class Command(BaseCommand):
             raise Error("--jobs must be at least 1.")
         check_rollout_arguments(options)
         began = time.monotonic()
-        with watch_sigint() as interrupter:
+        with watch_sigint() as interrupter, connection_budget():
             try:
                 opts = migrate_options(options, skip_up_to_date=True)
                 resumed = None

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 from tenant_migrate import _core
-from tenant_migrate.connections import TenantConfigError
+from tenant_migrate.exceptions import TenantConfigError
 from test_sqlite_migratetenant import SPEC_PLAN, SPEC_RUN
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

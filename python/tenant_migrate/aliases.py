@@ -23,12 +23,12 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import _core
 from .connections import (
-    TenantConfigError,
     register_alias,
     tenant_aliases,
     tenant_settings,
     unknown_tenant,
 )
+from .exceptions import TenantConfigError
 from .registry import registry_missing_text
 
 

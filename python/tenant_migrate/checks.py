@@ -185,10 +185,10 @@ def check_tenant_model(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="tenant_migrate.E010",
             )
         )
-    if registry.tenant_app_label() in (conf.tenant_apps() or []):
+    if conf.tenant_app_label() in (conf.tenant_apps() or []):
         problems.append(
             Error(
-                f"TENANT_MIGRATE['TENANT_APPS'] lists '{registry.tenant_app_label()}', the app of the "
+                f"TENANT_MIGRATE['TENANT_APPS'] lists '{conf.tenant_app_label()}', the app of the "
                 "tenant model.",
                 hint="The registry lives in the master database only; remove the app from TENANT_APPS.",
                 id="tenant_migrate.E011",

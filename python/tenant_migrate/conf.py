@@ -61,10 +61,21 @@ def tenant_apps() -> list[str] | None:
     return None if apps is None else [str(a) for a in apps]
 
 
+# The setting that swaps the tenant model, like AUTH_USER_MODEL (see registry.py).
+TENANT_MODEL_SETTING = "TENANT_MIGRATE_TENANT_MODEL"
+DEFAULT_TENANT_MODEL = "tenant_migrate.Tenant"
+
+
+def tenant_model_label() -> str:
+    return str(getattr(settings, TENANT_MODEL_SETTING, None) or DEFAULT_TENANT_MODEL)
+
+
+def tenant_app_label() -> str:
+    return tenant_model_label().partition(".")[0]
+
+
 def _registry_apps() -> tuple[str, ...]:
     # The registry lives in the master database only, whichever app holds it.
-    from .registry import tenant_app_label
-
     return ("tenant_migrate", tenant_app_label())
 
 

@@ -18,16 +18,13 @@ from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 
 from . import _core, conf
-from .exceptions import TenantMigrateError
+from .exceptions import TenantConfigError
+from .registry import defaults_for
 
 # alias -> schema, for the aliases this package registered (schema isolation has a schema).
 _TENANT_ALIASES: dict[str, str | None] = {}
 
 ALLOWED_OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
-
-
-class TenantConfigError(TenantMigrateError, ValueError):
-    """The registry row or the settings cannot describe a reachable tenant."""
 
 
 def quote_ident(name: str) -> str:
@@ -267,8 +264,6 @@ def _reserved_for(key: Any, base: dict[str, Any], master: dict[str, Any]) -> dic
         return _RESERVED_SEEN[key]
     except KeyError:
         pass
-    from .provisioning import defaults_for
-
     reserved: dict[tuple[str, ...], str] = {}
     try:
         template_database, template_schema = defaults_for(TEMPLATE_ID)

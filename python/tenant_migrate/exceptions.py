@@ -3,17 +3,21 @@
 of the package, raised in Rust or in Python. A Python root could not be that: the extension's
 exceptions are created in Rust (``src/errors.rs``) and derive from its root only.
 
-The Python-side classes live where they are raised and derive from it: ``TenantConfigError``
-(``connections``; ``ProvisioningConnectionError`` and ``DropRefused`` below it), ``GraphError``
-(``graph``), ``NotEnoughConnections`` (``budget``), and the two below. Those that were
-``ValueError`` stay ``ValueError`` too.
+The Python-side classes derive from it: the three below, used across the package, and those
+that live where they are raised: ``ProvisioningConnectionError`` (``provisioning``) and
+``DropRefused`` (``lifecycle``), both ``TenantConfigError``; ``GraphError`` (``graph``);
+``NotEnoughConnections`` (``budget``). Those that were ``ValueError`` stay ``ValueError`` too.
 """
 
 from __future__ import annotations
 
 from ._core import TenantMigrateError
 
-__all__ = ["TenantMigrateError", "TenantRunError", "UnappliedMigrations"]
+__all__ = ["TenantConfigError", "TenantMigrateError", "TenantRunError", "UnappliedMigrations"]
+
+
+class TenantConfigError(TenantMigrateError, ValueError):
+    """The registry row or the settings cannot describe a reachable tenant."""
 
 
 class TenantRunError(TenantMigrateError):

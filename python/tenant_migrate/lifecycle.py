@@ -20,13 +20,13 @@ from django.conf import settings
 
 from . import _core, conf
 from .connections import (
-    TenantConfigError,
     printable,
     quote_ident,
     rust_params,
     tenant_settings,
     vendor_of,
 )
+from .exceptions import TenantConfigError
 from .provisioning import ProvisioningConnectionError, check_pg_identifier
 from .registry import get_tenant_model, id_filter
 

@@ -10,9 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from . import conf
 from .connections import (
-    TenantConfigError,
     check_new_tenant_id,
     check_pg_name,
     check_text,
@@ -24,7 +22,9 @@ from .connections import (
     tenant_settings,
     vendor_of,
 )
-from .registry import ISOLATIONS, check_registry_table, mapped_fields, new_tenant, shares_field, tenant_exists
+from .exceptions import TenantConfigError
+from .lookup import list_tenants
+from .registry import ISOLATIONS, check_registry_table, mapped_fields, new_tenant, tenant_exists
 
 
 class ProvisioningConnectionError(TenantConfigError):
@@ -39,15 +39,6 @@ class TenantSpec:
     database_name: str = ""
     schema_name: str = ""
     connection: dict[str, Any] = field(default_factory=dict)
-
-
-def defaults_for(tenant_id: str) -> tuple[str, str]:
-    # A tenant model whose schema name is its tenant id (django-tenants' schema_name).
-    schema = tenant_id if shares_field("schema_name", "tenant_id") else conf.get("SCHEMA_NAME")
-    return (
-        conf.get("DATABASE_NAME").format(tenant_id=tenant_id),
-        schema.format(tenant_id=tenant_id),
-    )
 
 
 def validate(spec: TenantSpec) -> None:
@@ -115,7 +106,6 @@ def provision(settings_dict: dict[str, Any], schema: str | None) -> str:
 def check_unique_location(tenant_id: str, settings_dict: dict[str, Any], schema: str | None) -> None:
     """A new tenant's database or schema must be no registered tenant's (even one whose database
     or schema is missing now: it would come back to two tenants)."""
-    from .lookup import list_tenants
 
     mine = location(settings_dict, schema)
     for record in list_tenants():

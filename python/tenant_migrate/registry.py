@@ -14,30 +14,20 @@ import json
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import DatabaseError, connections, models, transaction
 
 from . import conf
-from .connections import TenantConfigError
+from .exceptions import TenantConfigError
 
-SETTING = "TENANT_MIGRATE_TENANT_MODEL"
-DEFAULT_MODEL = "tenant_migrate.Tenant"
+SETTING = conf.TENANT_MODEL_SETTING
 ROLES = ("tenant_id", "name", "isolation", "database_name", "schema_name", "connection")
 ISOLATIONS = ("database", "schema")
 
 
-def tenant_model_label() -> str:
-    return str(getattr(settings, SETTING, None) or DEFAULT_MODEL)
-
-
-def tenant_app_label() -> str:
-    return tenant_model_label().partition(".")[0]
-
-
 def get_tenant_model() -> type[models.Model]:
     """The active tenant model, like ``django.contrib.auth.get_user_model()``."""
-    label = tenant_model_label()
+    label = conf.tenant_model_label()
     try:
         return apps.get_model(label, require_ready=False)
     except ValueError:
@@ -223,3 +213,12 @@ def new_tenant(values: dict[str, Any]) -> models.Model:
 def shares_field(role: str, other: str) -> bool:
     names = field_names()
     return names[role] is not None and names[role] == names[other]
+
+
+def defaults_for(tenant_id: str) -> tuple[str, str]:
+    # A tenant model whose schema name is its tenant id (django-tenants' schema_name).
+    schema = tenant_id if shares_field("schema_name", "tenant_id") else conf.get("SCHEMA_NAME")
+    return (
+        conf.get("DATABASE_NAME").format(tenant_id=tenant_id),
+        schema.format(tenant_id=tenant_id),
+    )

@@ -19,14 +19,13 @@ from django.apps import apps as global_apps
 
 from . import _core, conf
 from .connections import (
-    TenantConfigError,
     naming_server,
     rust_params,
     server_of,
     tenant_settings,
     unknown_tenant,
 )
-from .exceptions import TenantRunError
+from .exceptions import TenantConfigError, TenantRunError
 from .lookup import list_tenants
 
 

@@ -29,16 +29,17 @@ from django.db import connections
 from . import _core, conf
 from .connections import (
     TEMPLATE_ID,
-    TenantConfigError,
     psycopg_params,
     quote_ident,
     rust_params,
     tenant_settings,
     vendor_of,
 )
+from .exceptions import TenantConfigError
 from .lookup import RegistryRow
 from .output import Output
-from .provisioning import defaults_for, provision, provision_postgres
+from .provisioning import provision, provision_postgres
+from .registry import defaults_for
 from .run.flow import migrate_record
 from .run.options import MigrateOptions
 from .run.shared import Shared

@@ -38,8 +38,8 @@ from . import _core, conf
 from .connections import quote_ident, register_alias, tenant_settings, vendor_of
 from .lookup import RegistryRow
 from .output import Output
-from .provisioning import TenantSpec, create_tenant, defaults_for
-from .registry import get_tenant_model, id_filter
+from .provisioning import TenantSpec, create_tenant
+from .registry import defaults_for, get_tenant_model, id_filter
 from .run.flow import migrate_record
 from .run.options import MigrateOptions
 

@@ -4,7 +4,8 @@ tests/conftest.py sets them up).
 
 A circle only works while each of its modules is first imported from the "right" side; it
 breaks, with a partly initialised module, as soon as one is imported alone (a command, a test,
-a user's script). Imports inside functions are deliberate deferrals and are not edges here.
+a user's script). An import moved into a function only hides a circle (it breaks as soon as
+someone moves it back up), so circles through such deferred imports are refused too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def package_modules() -> dict[str, Path]:
     }
 
 
+def _everywhere(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Every import statement of the module, deferred ones (inside functions) included."""
+    return [
+        node for stmt in body for node in ast.walk(stmt) if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+
+
 def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     """Statements run when the module is imported: the module body, and the bodies of its
     top-level ``if``/``try``/``with`` blocks (``if TYPE_CHECKING:`` excepted)."""
@@ -67,13 +75,14 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     return found
 
 
-def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The package's modules that importing ``name`` imports at module level (parent packages
-    included: importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first)."""
+def imported_modules(name: str, path: Path, known: set[str], deferred: bool = False) -> set[str]:
+    """The package's modules that importing ``name`` imports at module level (with
+    ``deferred``, in its functions too), parent packages included: importing ``a.b.c`` runs
+    ``a/__init__`` and ``a/b/__init__`` first."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_package = path.name == "__init__.py"
     targets: set[str] = set()
-    for node in _top_level(tree.body):
+    for node in (_everywhere if deferred else _top_level)(tree.body):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -97,10 +106,10 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     return edges
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(deferred: bool = False) -> dict[str, set[str]]:
     modules = package_modules()
     known = set(modules)
-    return {name: imported_modules(name, path, known) for name, path in modules.items()}
+    return {name: imported_modules(name, path, known, deferred) for name, path in modules.items()}
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -164,7 +173,7 @@ def test_the_cycle_finder_names_a_circle() -> None:
 
 def test_relative_imports_resolve_to_package_modules() -> None:
     graph = import_graph()
-    assert "tenant_migrate.connections" in graph["tenant_migrate.registry"]
+    assert "tenant_migrate.registry" in graph["tenant_migrate.connections"]
     assert "tenant_migrate.run.shared" in graph["tenant_migrate.run.flow"]
     # Parent packages run first: importing run.flow imports run/__init__.
     assert "tenant_migrate.run" in graph["tenant_migrate.run.flow"]
@@ -173,6 +182,13 @@ def test_relative_imports_resolve_to_package_modules() -> None:
 def test_no_import_cycles() -> None:
     cycles = find_cycles(import_graph())
     assert not cycles, "Module-level import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_import_cycles_hidden_in_functions() -> None:
+    cycles = find_cycles(import_graph(deferred=True))
+    assert not cycles, "Import circles through deferred imports:\n" + "\n".join(
+        " -> ".join(c) for c in cycles
+    )
 
 
 # Run in a fresh interpreter per module: import it alone after django.setup() (as a command,

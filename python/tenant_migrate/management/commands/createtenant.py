@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.management.errors import Error, to_command_error
-from tenant_migrate.provisioning import TenantSpec, create_tenant, defaults_for
-from tenant_migrate.registry import check_registry_table
+from tenant_migrate.provisioning import TenantSpec, create_tenant
+from tenant_migrate.registry import check_registry_table, defaults_for
 
 
 class Command(BaseCommand):

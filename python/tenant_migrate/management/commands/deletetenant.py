@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
-from tenant_migrate.connections import TenantConfigError, printable
-from tenant_migrate.exceptions import TenantMigrateError
+from tenant_migrate.connections import printable
+from tenant_migrate.exceptions import TenantConfigError, TenantMigrateError
 from tenant_migrate.lifecycle import (
     NOTHING_DONE,
     DropRefused,

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tenant_migrate.connections import TenantConfigError, printable
-from tenant_migrate.exceptions import TenantMigrateError
+from tenant_migrate.connections import printable
+from tenant_migrate.exceptions import TenantConfigError, TenantMigrateError
 from tenant_migrate.graph import graph_json
 from tenant_migrate.lifecycle import Storage, base_storage, storage_of
 from tenant_migrate.lookup import list_tenants

@@ -5,7 +5,6 @@
 
 pub mod backend;
 pub mod error;
-mod errors;
 pub mod executor;
 pub mod graph;
 pub mod lock;
@@ -164,7 +163,7 @@ impl PyHooks {
         Python::attach(|py| {
             f(py, self.obj.bind(py)).map_err(|e| {
                 // A Python step that timed out waiting for a lock is retried like a SQL step.
-                if e.is_instance_of::<errors::LockTimeout>(py) {
+                if e.is_instance_of::<error::py::LockTimeout>(py) {
                     return Error::HookTimeout(e.value(py).to_string());
                 }
                 self.error = Some(e);
@@ -340,10 +339,12 @@ impl TenantDatabase {
     #[new]
     fn new(py: Python<'_>, params_json: &str) -> PyResult<Self> {
         let interrupt = Interrupt::default();
-        let backend = py.detach(|| {
-            let params = ConnectionParams::from_json(params_json)?;
-            backend::open(&params, interrupt.clone())
-        })?;
+        let backend = py
+            .detach(|| {
+                let params = ConnectionParams::from_json(params_json)?;
+                backend::open(&params, interrupt.clone())
+            })
+            .map_err(Error::from)?;
         Ok(TenantDatabase {
             canceller: backend.canceller(),
             running: backend.running(),
@@ -400,13 +401,15 @@ impl TenantDatabase {
         app_label: Option<String>,
         migration_name: Option<String>,
     ) -> PyResult<Plan> {
-        let spec = GraphSpec::from_json(graph_json)?;
+        let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
         let recorded: BTreeSet<Key> = self.applied(py)?.into_iter().collect();
         let request = TargetRequest {
             app_label,
             migration_name,
         };
-        let inner = py.detach(|| plan::plan_for_target(&spec, &recorded, &request))?;
+        let inner = py
+            .detach(|| plan::plan_for_target(&spec, &recorded, &request))
+            .map_err(Error::from)?;
         Ok(Plan { inner })
     }
 
@@ -418,7 +421,7 @@ impl TenantDatabase {
         graph_json: &str,
         app_label: &str,
     ) -> PyResult<(Vec<Key>, Vec<Key>)> {
-        let spec = GraphSpec::from_json(graph_json)?;
+        let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
         let app = app_label.to_string();
         self.with_backend(py, move |b| {
             let recorded: BTreeSet<Key> = b.applied()?.into_iter().collect();
@@ -480,7 +483,7 @@ impl TenantDatabase {
         });
         if let Some(err) = adapter.error.take() {
             return Err(match partial {
-                Some((tenant, migration)) => errors::not_rolled_back(py, err, tenant, migration),
+                Some((tenant, migration)) => error::not_rolled_back(py, err, tenant, migration),
                 None => err,
             });
         }
@@ -514,13 +517,15 @@ fn compute_plan(
     app_label: Option<String>,
     migration_name: Option<String>,
 ) -> PyResult<Plan> {
-    let spec = GraphSpec::from_json(graph_json)?;
+    let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
     let recorded: BTreeSet<Key> = applied.into_iter().collect();
     let request = TargetRequest {
         app_label,
         migration_name,
     };
-    let inner = py.detach(|| plan::plan_for_target(&spec, &recorded, &request))?;
+    let inner = py
+        .detach(|| plan::plan_for_target(&spec, &recorded, &request))
+        .map_err(Error::from)?;
     Ok(Plan { inner })
 }
 
@@ -573,10 +578,12 @@ type ListLines = Vec<(String, usize, &'static str)>;
 /// returns how many were closed.
 #[pyfunction]
 fn release_idle_connections(params_json: &str) -> PyResult<usize> {
-    let params = ConnectionParams::from_json(params_json)?;
+    let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
     match params {
         ConnectionParams::Sqlite { .. } => Ok(0),
-        ConnectionParams::Postgresql { .. } => Ok(backend::postgres::release_idle(&params)?),
+        ConnectionParams::Postgresql { .. } => {
+            Ok(backend::postgres::release_idle(&params).map_err(Error::from)?)
+        }
     }
 }
 
@@ -678,7 +685,7 @@ fn tenant_status(
     migration_name: Option<String>,
     threads: usize,
 ) -> PyResult<Vec<TenantStatus>> {
-    let spec = GraphSpec::from_json(graph_json)?;
+    let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
     let statuses = py.detach(|| -> Result<Vec<TenantStatus>, Error> {
         // A tenant whose parameters cannot be read fails alone.
         let parsed: Vec<_> = params_json
@@ -719,7 +726,7 @@ fn tenant_status(
 /// whether this process still holds its run lock.
 #[pyfunction]
 fn history_guard(params_json: &str) -> PyResult<(String, Option<String>)> {
-    let params = ConnectionParams::from_json(params_json)?;
+    let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
     Ok(lock::record_guard(&params)?)
 }
 
@@ -784,5 +791,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StepReport>()?;
     m.add_class::<TenantRecord>()?;
     m.add_class::<TenantStatus>()?;
-    errors::register(m)
+    error::register(m)
 }

@@ -246,15 +246,38 @@ struct RunLock {
 #[pymethods]
 impl RunLock {
     /// Take the run lock of the tenant reached by `params_json`, waiting up to `wait` seconds;
-    /// raises `LockBusy` naming `tenant` when another run holds it.
+    /// raises `LockBusy` naming `tenant` when another run holds it. When it is held and this
+    /// run is about to wait, `on_wait` (if given) is called once with the notice for the user.
     #[new]
-    fn new(py: Python<'_>, params_json: &str, tenant: &str, wait: f64) -> PyResult<Self> {
+    #[pyo3(signature = (params_json, tenant, wait, on_wait=None))]
+    fn new(
+        py: Python<'_>,
+        params_json: &str,
+        tenant: &str,
+        wait: f64,
+        on_wait: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let wait = Duration::try_from_secs_f64(wait.max(0.0))
             .map_err(|e| Error::InvalidArgument(format!("invalid lock wait: {e}")))?;
+        let mut raised: Option<PyErr> = None;
+        let mut tell = |text: &str| {
+            if let Some(callback) = &on_wait {
+                Python::attach(|py| {
+                    if let Err(e) = callback.call1(py, (text,)) {
+                        raised.get_or_insert(e);
+                    }
+                });
+            }
+        };
         let held = py.detach(|| {
             let params = ConnectionParams::from_json(params_json)?;
-            lock::acquire(&params, tenant, wait)
-        })?;
+            lock::acquire(&params, tenant, wait, &mut tell)
+        });
+        // The notice's own failure (a closed stdout) says more than a lock taken or refused.
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        let held = held?;
         Ok(RunLock {
             inner: Mutex::new(Some(held)),
         })

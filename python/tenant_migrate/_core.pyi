@@ -1,5 +1,6 @@
 """Typed surface of the Rust extension ``tenant_migrate._core``."""
 
+from collections.abc import Callable
 from typing import Protocol, final
 
 __all__ = [
@@ -206,9 +207,14 @@ class TenantDatabase:
 
 @final
 class RunLock:
-    """The tenant's run lock, held until ``release()``; raises ``LockBusy`` after ``wait`` s."""
+    """The tenant's run lock, held until ``release()``; raises ``LockBusy`` after ``wait`` s.
 
-    def __new__(cls, params_json: str, tenant: str, wait: float) -> RunLock: ...
+    When another run holds it and this one is about to wait, ``on_wait`` is called once with
+    ``Waiting up to <wait> s for the run holding tenant '<tenant>'.``"""
+
+    def __new__(
+        cls, params_json: str, tenant: str, wait: float, on_wait: Callable[[str], object] | None = None
+    ) -> RunLock: ...
     def release(self) -> None: ...
 
 def compute_plan(

@@ -20,7 +20,6 @@ from django.apps import apps as global_apps
 from . import _core, conf
 from .connections import (
     TenantConfigError,
-    naming_server,
     rust_params,
     server_of,
     tenant_settings,
@@ -59,7 +58,8 @@ class Standing:
 
 def _error_text(status: _core.TenantStatus, server: str | None) -> str:
     if status.error_kind == "connect":
-        return f"Cannot connect to tenant database: {naming_server(str(status.error), server)}"
+        # The core's text names the server it tried (`server_text` in src/backend/client.rs).
+        return f"Cannot connect to tenant database: {status.error}"
     if status.error_kind == "permission":
         return f"User does not have permission to read the migration history: {status.error}"
     return str(status.error)

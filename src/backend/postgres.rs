@@ -237,7 +237,8 @@ impl PostgresBackend {
                     .is_some();
                 if !exists {
                     return Err(DbError::Connect(format!(
-                        "schema \"{schema}\" does not exist"
+                        "{}: schema \"{schema}\" does not exist",
+                        client.server()
                     )));
                 }
                 let quoted = quote_ident(schema)?;

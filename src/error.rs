@@ -37,6 +37,15 @@ pub enum PlanError {
     InvalidPlan(String),
 }
 
+/// SQLSTATE `lock_not_available`: a `lock_timeout` expired.
+pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE `query_canceled`: a `statement_timeout` expired, or a cancel request.
+pub const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE `insufficient_privilege`: the spec gives it its own message.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// The SQLSTATEs after which a migration is worth a retry once the blockers go.
+pub const TIMEOUT_SQLSTATES: [&str; 2] = [LOCK_NOT_AVAILABLE, QUERY_CANCELED];
+
 /// Talking to a database (master registry or tenant).
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -63,7 +72,7 @@ impl DbError {
     /// Classify a server error: 42501 (insufficient_privilege) gets its own variant because the
     /// spec gives it its own message.
     pub fn query(message: String, sqlstate: Option<String>) -> DbError {
-        if sqlstate.as_deref() == Some("42501") {
+        if sqlstate.as_deref() == Some(INSUFFICIENT_PRIVILEGE) {
             DbError::PermissionDenied(message)
         } else {
             DbError::Query { message, sqlstate }
@@ -72,9 +81,32 @@ impl DbError {
 }
 
 /// A statement as the user wrote it: backends get it with or without Django's closing `;`.
-fn statement_text(statement: &str) -> &str {
+pub fn statement_text(statement: &str) -> &str {
     let trimmed = statement.trim_end();
     trimmed.strip_suffix(';').unwrap_or(trimmed).trim_end()
+}
+
+/// The text of a failed migration: which tenant, which migration, why, and (when a statement
+/// was running) the statement as the user wrote it.
+pub fn migration_failed_text(
+    tenant: &str,
+    migration: &str,
+    reason: &str,
+    statement: Option<&str>,
+) -> String {
+    let mut text = format!("Migration {migration} failed for tenant '{tenant}': {reason}");
+    if let Some(statement) = statement {
+        text.push_str("\nStatement: ");
+        text.push_str(statement_text(statement));
+    }
+    text
+}
+
+/// The spec's two lines for an id no registry row has.
+pub fn tenant_not_found_text(tenant: &str) -> String {
+    format!(
+        "Tenant '{tenant}' does not exist.\nPlease create one with the tenant id '{tenant}' first."
+    )
 }
 
 /// Everything a call from Python can fail with.
@@ -84,14 +116,14 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("Tenant '{0}' does not exist.\nPlease create one with the tenant id '{0}' first.")]
+    #[error("{}", tenant_not_found_text(.0))]
     TenantNotFound(String),
     #[error("{0}")]
     InvalidArgument(String),
     /// A statement of a migration failed; nothing of that migration was kept.
     #[error(
-        "Migration {migration} failed for tenant '{tenant}': {source}\nStatement: {}",
-        statement_text(.statement)
+        "{}",
+        migration_failed_text(.tenant, .migration, &.source.to_string(), Some(.statement))
     )]
     MigrationFailed {
         tenant: String,
@@ -141,7 +173,7 @@ impl DbError {
     /// The server gave up waiting for a lock (`lock_timeout`, 55P03) or cancelled the statement
     /// (`statement_timeout` or a cancel request, 57014): worth a retry once the blockers go.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, DbError::Query { sqlstate: Some(code), .. } if code == "55P03" || code == "57014")
+        matches!(self, DbError::Query { sqlstate: Some(code), .. } if TIMEOUT_SQLSTATES.contains(&code.as_str()))
     }
 }
 
@@ -364,6 +396,19 @@ impl From<Error> for PyErr {
             Error::Hook => TenantMigrateError::new_err(msg),
         }
     }
+}
+
+/// A migration that failed in Python (Django's executor), with the core's text: args as the
+/// core's own `MigrationFailed` (message, tenant, migration, statement, reason).
+pub fn migration_failed(
+    tenant: String,
+    migration: String,
+    reason: String,
+    statement: Option<String>,
+) -> PyErr {
+    let text = migration_failed_text(&tenant, &migration, &reason, statement.as_deref());
+    let statement = statement.unwrap_or_default();
+    MigrationFailed::new_err((text, tenant, migration, statement, reason))
 }
 
 /// A non-atomic migration failed in Python (Django's executor): the Python exception's own

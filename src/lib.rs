@@ -771,6 +771,50 @@ fn concurrent_run(py: Python<'_>, tenant: String, migration: String, lost: bool)
     .into_any()
 }
 
+/// Quote an identifier as the core does (double quotes, doubled inside); raises
+/// `InvalidArgument` for a NUL character.
+#[pyfunction]
+fn quote_ident(name: &str) -> PyResult<String> {
+    Ok(backend::quote_ident(name).map_err(Error::from)?)
+}
+
+/// A statement as the user wrote it (no closing `;`), as a failed migration shows it.
+#[pyfunction]
+fn statement_text(statement: &str) -> &str {
+    error::statement_text(statement)
+}
+
+/// The exception (not raised) the core raises when a migration fails, with the core's text:
+/// `Migration <migration> failed for tenant '<tenant>': <reason>` and, when a statement was
+/// running, `Statement: <statement>` on the next line.
+#[pyfunction]
+#[pyo3(signature = (tenant, migration, reason, statement=None))]
+fn migration_failed(
+    py: Python<'_>,
+    tenant: String,
+    migration: String,
+    reason: String,
+    statement: Option<String>,
+) -> Py<PyAny> {
+    error::migration_failed(tenant, migration, reason, statement)
+        .into_value(py)
+        .into_any()
+}
+
+/// The exception (not raised) for an id no registry row has, with the spec's two lines.
+#[pyfunction]
+fn tenant_not_found(py: Python<'_>, tenant: String) -> Py<PyAny> {
+    PyErr::from(Error::TenantNotFound(tenant))
+        .into_value(py)
+        .into_any()
+}
+
+/// Django's squash rule: a squash counts as applied once every migration it replaces is.
+#[pyfunction]
+fn all_replaced_applied(replaces: Vec<Key>, applied: BTreeSet<Key>) -> bool {
+    graph::all_replaced_applied(&replaces, &applied)
+}
+
 /// Interrupt (True) or stop interrupting (False) every wait of this process on a PostgreSQL
 /// server: connecting, a lock wait, a query (see `backend::client`). Set on Ctrl-C, so that a
 /// server that never answers cannot hold the command.
@@ -795,6 +839,9 @@ fn set_idle_connection_limit(py: Python<'_>, limit: usize) -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GRAPH_FORMAT_VERSION", GRAPH_FORMAT_VERSION)?;
+    let [lock_timeout, statement_timeout] = error::TIMEOUT_SQLSTATES;
+    m.add("TIMEOUT_SQLSTATES", (lock_timeout, statement_timeout))?;
+    m.add("INSUFFICIENT_PRIVILEGE", error::INSUFFICIENT_PRIVILEGE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(lookup_tenant, m)?)?;
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
@@ -806,6 +853,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(history_guard, m)?)?;
     m.add_function(wrap_pyfunction!(interrupt_all, m)?)?;
     m.add_function(wrap_pyfunction!(concurrent_run, m)?)?;
+    m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
+    m.add_function(wrap_pyfunction!(statement_text, m)?)?;
+    m.add_function(wrap_pyfunction!(migration_failed, m)?)?;
+    m.add_function(wrap_pyfunction!(tenant_not_found, m)?)?;
+    m.add_function(wrap_pyfunction!(all_replaced_applied, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<RunLock>()?;
     m.add_class::<TenantDatabase>()?;

@@ -239,7 +239,7 @@ fn held_lock(row: &tokio_postgres::Row) -> Result<HeldLock> {
 }
 
 fn is_lock_timeout(e: &DbError) -> bool {
-    matches!(e, DbError::Query { sqlstate: Some(code), .. } if code == "55P03")
+    matches!(e, DbError::Query { sqlstate: Some(code), .. } if code == crate::error::LOCK_NOT_AVAILABLE)
 }
 
 fn sqlite_lock(

@@ -207,7 +207,7 @@ pub fn open(params: &ConnectionParams, interrupt: Interrupt) -> Result<Box<dyn B
 pub fn interrupted() -> DbError {
     DbError::Query {
         message: "interrupted".into(),
-        sqlstate: Some("57014".into()),
+        sqlstate: Some(crate::error::QUERY_CANCELED.into()),
     }
 }
 

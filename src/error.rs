@@ -140,7 +140,7 @@ pub enum Error {
         migration: String,
         detail: String,
     },
-    /// Another run changed the tenant while this one applied `migration` (see `lock.rs`).
+    /// Another run changed the tenant while this one applied `migration` (see `backend/lock.rs`).
     #[error(
         "Migration {migration} was not committed for tenant '{tenant}': {source}. It was rolled \
          back and no further migration was started; run again once no other run is migrating \
@@ -152,7 +152,7 @@ pub enum Error {
         #[source]
         source: DbError,
     },
-    /// Another process holds this tenant's migration lock (see `lock.rs`).
+    /// Another process holds this tenant's migration lock (see `backend/lock.rs`).
     #[error("another migration is running for tenant '{0}'")]
     Busy(String),
     /// The run was interrupted (Ctrl-C); the migration in progress, if any, was rolled back.

@@ -7,7 +7,6 @@ pub mod backend;
 pub mod error;
 pub mod executor;
 pub mod graph;
-pub mod lock;
 pub mod plan;
 pub mod replay;
 pub mod report;
@@ -237,10 +236,10 @@ impl executor::Hooks for PyHooks {
     }
 }
 
-/// A tenant's run lock (see `lock.rs`), held until `release()` or until the object goes.
+/// A tenant's run lock (see `backend/lock.rs`), held until `release()` or until the object goes.
 #[pyclass(module = "tenant_migrate._core")]
 struct RunLock {
-    inner: Mutex<Option<lock::RunLock>>,
+    inner: Mutex<Option<backend::lock::RunLock>>,
 }
 
 #[pymethods]
@@ -271,7 +270,7 @@ impl RunLock {
         };
         let held = py.detach(|| {
             let params = ConnectionParams::from_json(params_json)?;
-            lock::acquire(&params, tenant, wait, &mut tell)
+            backend::lock::acquire(&params, tenant, wait, &mut tell)
         });
         // The notice's own failure (a closed stdout) says more than a lock taken or refused.
         if let Some(e) = raised {
@@ -602,12 +601,7 @@ type ListLines = Vec<(String, usize, &'static str)>;
 #[pyfunction]
 fn release_idle_connections(params_json: &str) -> PyResult<usize> {
     let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
-    match params {
-        ConnectionParams::Sqlite { .. } => Ok(0),
-        ConnectionParams::Postgresql { .. } => {
-            Ok(backend::postgres::release_idle(&params).map_err(Error::from)?)
-        }
-    }
+    Ok(backend::release_idle(&params).map_err(Error::from)?)
 }
 
 /// One tenant's standing, as `tenant_status` found it.
@@ -744,13 +738,13 @@ fn tenant_status(
 }
 
 /// The statements that guard a migration's history rows when Django writes them, run in the
-/// migration's own transaction before the row (see `lock.rs`): the tenant's record lock, and
+/// migration's own transaction before the row (see `backend/lock.rs`): the tenant's record lock, and
 /// (None when this process holds no run lock for the tenant) a query whose one boolean says
 /// whether this process still holds its run lock.
 #[pyfunction]
 fn history_guard(params_json: &str) -> PyResult<(String, Option<String>)> {
     let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
-    Ok(lock::record_guard(&params)?)
+    Ok(backend::lock::record_guard(&params)?)
 }
 
 /// The error a Django-applied migration raises when its history guard fails: `lost` when the

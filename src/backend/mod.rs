@@ -4,6 +4,7 @@ pub mod client;
 pub mod lock;
 pub mod postgres;
 pub mod recorder;
+pub mod registry;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicBool, Ordering};

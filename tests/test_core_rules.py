@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import pytest
 from tenant_migrate import _core
 
@@ -38,3 +41,15 @@ def test_a_squash_counts_as_applied_once_all_it_replaces_is() -> None:
     assert _core.all_replaced_applied([("a", "0001"), ("a", "0002")], applied)
     assert not _core.all_replaced_applied([("a", "0001"), ("a", "0003")], applied)
     assert not _core.all_replaced_applied([], applied)
+
+
+def test_a_connection_failure_names_the_server_it_tried() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    params = {"vendor": "postgresql", "host": "127.0.0.1", "port": port, "dbname": "acme"}
+    with pytest.raises(_core.ConnectionFailed) as failed:
+        _core.TenantDatabase(json.dumps(params))
+    text = str(failed.value)
+    assert text.startswith(f'server at "127.0.0.1", port {port}: ') and "refused" in text.lower(), text
+    assert text.count("server at") == 1, text

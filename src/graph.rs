@@ -17,6 +17,12 @@ pub type Key = (String, String);
 /// Version of the JSON structure Python sends; bumped on any incompatible change.
 pub const GRAPH_FORMAT_VERSION: u32 = 1;
 
+/// Django's rule for a squash: it counts as applied once every migration it replaces is (a
+/// migration that replaces nothing is no squash).
+pub fn all_replaced_applied(replaces: &[Key], applied: &BTreeSet<Key>) -> bool {
+    !replaces.is_empty() && replaces.iter().all(|r| applied.contains(r))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct MigrationSpec {
     pub app: String,
@@ -142,10 +148,8 @@ impl Graph {
         if replace_migrations {
             for m in spec.replacements() {
                 let key = (m.app.clone(), m.name.clone());
-                let statuses: Vec<bool> =
-                    m.replaces.iter().map(|r| g.applied.contains(r)).collect();
-                let all = statuses.iter().all(|s| *s);
-                let any = statuses.iter().any(|s| *s);
+                let all = all_replaced_applied(&m.replaces, &g.applied);
+                let any = m.replaces.iter().any(|r| g.applied.contains(r));
                 if all {
                     g.applied.insert(key.clone());
                 } else {

@@ -5,10 +5,8 @@
 
 pub mod backend;
 pub mod error;
-mod errors;
 pub mod executor;
 pub mod graph;
-pub mod lock;
 pub mod plan;
 pub mod replay;
 pub mod report;
@@ -164,7 +162,7 @@ impl PyHooks {
         Python::attach(|py| {
             f(py, self.obj.bind(py)).map_err(|e| {
                 // A Python step that timed out waiting for a lock is retried like a SQL step.
-                if e.is_instance_of::<errors::LockTimeout>(py) {
+                if e.is_instance_of::<error::py::LockTimeout>(py) {
                     return Error::HookTimeout(e.value(py).to_string());
                 }
                 self.error = Some(e);
@@ -238,24 +236,47 @@ impl executor::Hooks for PyHooks {
     }
 }
 
-/// A tenant's run lock (see `lock.rs`), held until `release()` or until the object goes.
+/// A tenant's run lock (see `backend/lock.rs`), held until `release()` or until the object goes.
 #[pyclass(module = "tenant_migrate._core")]
 struct RunLock {
-    inner: Mutex<Option<lock::RunLock>>,
+    inner: Mutex<Option<backend::lock::RunLock>>,
 }
 
 #[pymethods]
 impl RunLock {
     /// Take the run lock of the tenant reached by `params_json`, waiting up to `wait` seconds;
-    /// raises `LockBusy` naming `tenant` when another run holds it.
+    /// raises `LockBusy` naming `tenant` when another run holds it. When it is held and this
+    /// run is about to wait, `on_wait` (if given) is called once with the notice for the user.
     #[new]
-    fn new(py: Python<'_>, params_json: &str, tenant: &str, wait: f64) -> PyResult<Self> {
+    #[pyo3(signature = (params_json, tenant, wait, on_wait=None))]
+    fn new(
+        py: Python<'_>,
+        params_json: &str,
+        tenant: &str,
+        wait: f64,
+        on_wait: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let wait = Duration::try_from_secs_f64(wait.max(0.0))
             .map_err(|e| Error::InvalidArgument(format!("invalid lock wait: {e}")))?;
+        let mut raised: Option<PyErr> = None;
+        let mut tell = |text: &str| {
+            if let Some(callback) = &on_wait {
+                Python::attach(|py| {
+                    if let Err(e) = callback.call1(py, (text,)) {
+                        raised.get_or_insert(e);
+                    }
+                });
+            }
+        };
         let held = py.detach(|| {
             let params = ConnectionParams::from_json(params_json)?;
-            lock::acquire(&params, tenant, wait)
-        })?;
+            backend::lock::acquire(&params, tenant, wait, &mut tell)
+        });
+        // The notice's own failure (a closed stdout) says more than a lock taken or refused.
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        let held = held?;
         Ok(RunLock {
             inner: Mutex::new(Some(held)),
         })
@@ -340,10 +361,12 @@ impl TenantDatabase {
     #[new]
     fn new(py: Python<'_>, params_json: &str) -> PyResult<Self> {
         let interrupt = Interrupt::default();
-        let backend = py.detach(|| {
-            let params = ConnectionParams::from_json(params_json)?;
-            backend::open(&params, interrupt.clone())
-        })?;
+        let backend = py
+            .detach(|| {
+                let params = ConnectionParams::from_json(params_json)?;
+                backend::open(&params, interrupt.clone())
+            })
+            .map_err(Error::from)?;
         Ok(TenantDatabase {
             canceller: backend.canceller(),
             running: backend.running(),
@@ -400,13 +423,15 @@ impl TenantDatabase {
         app_label: Option<String>,
         migration_name: Option<String>,
     ) -> PyResult<Plan> {
-        let spec = GraphSpec::from_json(graph_json)?;
+        let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
         let recorded: BTreeSet<Key> = self.applied(py)?.into_iter().collect();
         let request = TargetRequest {
             app_label,
             migration_name,
         };
-        let inner = py.detach(|| plan::plan_for_target(&spec, &recorded, &request))?;
+        let inner = py
+            .detach(|| plan::plan_for_target(&spec, &recorded, &request))
+            .map_err(Error::from)?;
         Ok(Plan { inner })
     }
 
@@ -418,7 +443,7 @@ impl TenantDatabase {
         graph_json: &str,
         app_label: &str,
     ) -> PyResult<(Vec<Key>, Vec<Key>)> {
-        let spec = GraphSpec::from_json(graph_json)?;
+        let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
         let app = app_label.to_string();
         self.with_backend(py, move |b| {
             let recorded: BTreeSet<Key> = b.applied()?.into_iter().collect();
@@ -480,7 +505,7 @@ impl TenantDatabase {
         });
         if let Some(err) = adapter.error.take() {
             return Err(match partial {
-                Some((tenant, migration)) => errors::not_rolled_back(py, err, tenant, migration),
+                Some((tenant, migration)) => error::not_rolled_back(py, err, tenant, migration),
                 None => err,
             });
         }
@@ -514,13 +539,15 @@ fn compute_plan(
     app_label: Option<String>,
     migration_name: Option<String>,
 ) -> PyResult<Plan> {
-    let spec = GraphSpec::from_json(graph_json)?;
+    let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
     let recorded: BTreeSet<Key> = applied.into_iter().collect();
     let request = TargetRequest {
         app_label,
         migration_name,
     };
-    let inner = py.detach(|| plan::plan_for_target(&spec, &recorded, &request))?;
+    let inner = py
+        .detach(|| plan::plan_for_target(&spec, &recorded, &request))
+        .map_err(Error::from)?;
     Ok(Plan { inner })
 }
 
@@ -573,11 +600,8 @@ type ListLines = Vec<(String, usize, &'static str)>;
 /// returns how many were closed.
 #[pyfunction]
 fn release_idle_connections(params_json: &str) -> PyResult<usize> {
-    let params = ConnectionParams::from_json(params_json)?;
-    match params {
-        ConnectionParams::Sqlite { .. } => Ok(0),
-        ConnectionParams::Postgresql { .. } => Ok(backend::postgres::release_idle(&params)?),
-    }
+    let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
+    Ok(backend::release_idle(&params).map_err(Error::from)?)
 }
 
 /// One tenant's standing, as `tenant_status` found it.
@@ -678,7 +702,7 @@ fn tenant_status(
     migration_name: Option<String>,
     threads: usize,
 ) -> PyResult<Vec<TenantStatus>> {
-    let spec = GraphSpec::from_json(graph_json)?;
+    let spec = GraphSpec::from_json(graph_json).map_err(Error::from)?;
     let statuses = py.detach(|| -> Result<Vec<TenantStatus>, Error> {
         // A tenant whose parameters cannot be read fails alone.
         let parsed: Vec<_> = params_json
@@ -714,13 +738,13 @@ fn tenant_status(
 }
 
 /// The statements that guard a migration's history rows when Django writes them, run in the
-/// migration's own transaction before the row (see `lock.rs`): the tenant's record lock, and
+/// migration's own transaction before the row (see `backend/lock.rs`): the tenant's record lock, and
 /// (None when this process holds no run lock for the tenant) a query whose one boolean says
 /// whether this process still holds its run lock.
 #[pyfunction]
 fn history_guard(params_json: &str) -> PyResult<(String, Option<String>)> {
-    let params = ConnectionParams::from_json(params_json)?;
-    Ok(lock::record_guard(&params)?)
+    let params = ConnectionParams::from_json(params_json).map_err(Error::from)?;
+    Ok(backend::lock::record_guard(&params)?)
 }
 
 /// The error a Django-applied migration raises when its history guard fails: `lost` when the
@@ -739,6 +763,50 @@ fn concurrent_run(py: Python<'_>, tenant: String, migration: String, lost: bool)
     })
     .into_value(py)
     .into_any()
+}
+
+/// Quote an identifier as the core does (double quotes, doubled inside); raises
+/// `InvalidArgument` for a NUL character.
+#[pyfunction]
+fn quote_ident(name: &str) -> PyResult<String> {
+    Ok(backend::quote_ident(name).map_err(Error::from)?)
+}
+
+/// A statement as the user wrote it (no closing `;`), as a failed migration shows it.
+#[pyfunction]
+fn statement_text(statement: &str) -> &str {
+    error::statement_text(statement)
+}
+
+/// The exception (not raised) the core raises when a migration fails, with the core's text:
+/// `Migration <migration> failed for tenant '<tenant>': <reason>` and, when a statement was
+/// running, `Statement: <statement>` on the next line.
+#[pyfunction]
+#[pyo3(signature = (tenant, migration, reason, statement=None))]
+fn migration_failed(
+    py: Python<'_>,
+    tenant: String,
+    migration: String,
+    reason: String,
+    statement: Option<String>,
+) -> Py<PyAny> {
+    error::migration_failed(tenant, migration, reason, statement)
+        .into_value(py)
+        .into_any()
+}
+
+/// The exception (not raised) for an id no registry row has, with the spec's two lines.
+#[pyfunction]
+fn tenant_not_found(py: Python<'_>, tenant: String) -> Py<PyAny> {
+    PyErr::from(Error::TenantNotFound(tenant))
+        .into_value(py)
+        .into_any()
+}
+
+/// Django's squash rule: a squash counts as applied once every migration it replaces is.
+#[pyfunction]
+fn all_replaced_applied(replaces: Vec<Key>, applied: BTreeSet<Key>) -> bool {
+    graph::all_replaced_applied(&replaces, &applied)
 }
 
 /// Interrupt (True) or stop interrupting (False) every wait of this process on a PostgreSQL
@@ -765,6 +833,9 @@ fn set_idle_connection_limit(py: Python<'_>, limit: usize) -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GRAPH_FORMAT_VERSION", GRAPH_FORMAT_VERSION)?;
+    let [lock_timeout, statement_timeout] = error::TIMEOUT_SQLSTATES;
+    m.add("TIMEOUT_SQLSTATES", (lock_timeout, statement_timeout))?;
+    m.add("INSUFFICIENT_PRIVILEGE", error::INSUFFICIENT_PRIVILEGE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(lookup_tenant, m)?)?;
     m.add_function(wrap_pyfunction!(compute_plan, m)?)?;
@@ -776,6 +847,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(history_guard, m)?)?;
     m.add_function(wrap_pyfunction!(interrupt_all, m)?)?;
     m.add_function(wrap_pyfunction!(concurrent_run, m)?)?;
+    m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
+    m.add_function(wrap_pyfunction!(statement_text, m)?)?;
+    m.add_function(wrap_pyfunction!(migration_failed, m)?)?;
+    m.add_function(wrap_pyfunction!(tenant_not_found, m)?)?;
+    m.add_function(wrap_pyfunction!(all_replaced_applied, m)?)?;
     m.add_class::<ReplayCache>()?;
     m.add_class::<RunLock>()?;
     m.add_class::<TenantDatabase>()?;
@@ -784,5 +860,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StepReport>()?;
     m.add_class::<TenantRecord>()?;
     m.add_class::<TenantStatus>()?;
-    errors::register(m)
+    error::register(m)
 }

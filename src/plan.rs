@@ -179,9 +179,9 @@ fn check_consistent_history(
             if recorded.contains(parent) {
                 continue;
             }
-            let squash_done = spec.get(parent).is_some_and(|m| {
-                !m.replaces.is_empty() && m.replaces.iter().all(|r| recorded.contains(r))
-            });
+            let squash_done = spec
+                .get(parent)
+                .is_some_and(|m| crate::graph::all_replaced_applied(&m.replaces, recorded));
             if squash_done {
                 continue;
             }

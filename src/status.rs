@@ -1,39 +1,13 @@
-//! Where tenants stand: every tenant's `django_migrations` read concurrently (a bounded number
-//! of threads, each holding at most one connection), and Django's `showmigrations` list and
-//! `migrate` plan computed from it. Tenants with the same history share one computation.
+//! Where tenants stand: every tenant's history (read concurrently by `backend::recorder`), and
+//! Django's `showmigrations` list and `migrate` plan computed from it. Tenants with the same
+//! history share one computation.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use tokio_postgres::types::Type;
-
-use crate::backend::client::Client;
-use crate::backend::postgres::connect;
-use crate::backend::{quote_ident, ConnectionParams, RECORDER_TABLE};
-use crate::error::{DbError, PlanError};
+pub use crate::backend::recorder::{read_histories, History, HistoryRow};
+use crate::error::PlanError;
 use crate::graph::{Graph, GraphSpec, Key};
 use crate::plan::{self, TargetRequest};
-
-/// One row of a tenant's history table, `applied` as `YYYY-MM-DD HH:MM:SS` (UTC).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryRow {
-    pub app: String,
-    pub name: String,
-    pub applied: String,
-}
-
-/// What reading one tenant's history gave.
-#[derive(Debug)]
-pub enum History {
-    /// The rows in `id` order; empty when the history table does not exist yet.
-    Read(Vec<HistoryRow>),
-    /// The tenant's database file, database or schema does not exist.
-    Missing(String),
-    /// Anything else (unreachable server, refused login, ...).
-    Failed(DbError),
-}
 
 /// How `showmigrations` marks a migration: `[X]`, `[ ]`, or `[-]` (a squash whose replaced
 /// migrations are all applied but which is not recorded itself yet).
@@ -166,198 +140,6 @@ pub fn standings(
         .collect()
 }
 
-/// Read every tenant's history with at most `threads` threads; each thread keeps at most one
-/// open connection, reused while consecutive tenants live in the same PostgreSQL database
-/// (schema isolation). Results are in the order of `params`.
-pub fn read_histories(params: &[ConnectionParams], threads: usize) -> Vec<History> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<History>>> =
-        Mutex::new((0..params.len()).map(|_| None).collect());
-    let workers = threads.clamp(1, params.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let mut held: Option<(String, Client)> = None;
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(p) = params.get(index) else { break };
-                    let history = read_one(p, &mut held);
-                    if let Ok(mut r) = results.lock() {
-                        r[index] = Some(history);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h.unwrap_or_else(|| History::Failed(DbError::Config("not read".into()))))
-        .collect()
-}
-
-fn read_one(params: &ConnectionParams, held: &mut Option<(String, Client)>) -> History {
-    match params {
-        ConnectionParams::Sqlite { path } => read_sqlite(path),
-        ConnectionParams::Postgresql { schema, .. } => {
-            let key = pg_key(params);
-            if held
-                .as_ref()
-                .is_none_or(|(k, c)| *k != key || c.is_closed())
-            {
-                *held = None;
-                match connect(params) {
-                    Ok(client) => *held = Some((key, client)),
-                    Err(e) => return classify_pg_connect_failure(params, e),
-                }
-            }
-            let Some((_, client)) = held.as_mut() else {
-                return History::Failed(DbError::Config("no connection".into()));
-            };
-            let result = read_pg(client, schema.as_deref());
-            if matches!(result, History::Failed(_)) {
-                // Do not reuse a connection that may be in a bad state.
-                *held = None;
-            }
-            result
-        }
-    }
-}
-
-fn pg_key(params: &ConnectionParams) -> String {
-    match params {
-        ConnectionParams::Postgresql {
-            host,
-            port,
-            user,
-            password,
-            dbname,
-            ..
-        } => format!("{host:?}\0{port:?}\0{user:?}\0{password:?}\0{dbname}"),
-        ConnectionParams::Sqlite { path } => path.clone(),
-    }
-}
-
-fn read_sqlite(path: &str) -> History {
-    if !Path::new(path).exists() {
-        return History::Missing(format!("database file {path} does not exist"));
-    }
-    match sqlite_rows(path) {
-        Ok(rows) => History::Read(rows),
-        Err(e) => History::Failed(e),
-    }
-}
-
-fn sqlite_rows(path: &str) -> Result<Vec<HistoryRow>, DbError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| crate::backend::sqlite::open_failed(path, &e))?;
-    let sq = |e: rusqlite::Error| DbError::query(e.to_string(), None);
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sq)?;
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [RECORDER_TABLE],
-            |r| r.get(0),
-        )
-        .map_err(sq)?;
-    if exists == 0 {
-        return Ok(Vec::new());
-    }
-    let table = quote_ident(RECORDER_TABLE)?;
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT \"app\", \"name\", substr(CAST(\"applied\" AS text), 1, 19) FROM {table} ORDER BY \"id\""
-        ))
-        .map_err(sq)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(HistoryRow {
-                app: r.get(0)?,
-                name: r.get(1)?,
-                applied: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-            })
-        })
-        .map_err(sq)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sq)
-}
-
-fn read_pg(client: &mut Client, schema: Option<&str>) -> History {
-    // The schema (or, for a database of its own, the first schema of its search path, as
-    // Django's introspection sees it) and whether the history table is in it.
-    let probe = client.query_typed_one(
-        "SELECT n.oid IS NOT NULL, EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
-           WHERE c.relnamespace = n.oid AND c.relname = $2 AND c.relkind IN ('r', 'p')) \
-         FROM (SELECT coalesce($1::text, current_schema()) AS nsp) s \
-         LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp",
-        &[(&schema, Type::TEXT), (&RECORDER_TABLE, Type::NAME)],
-    );
-    let (schema_exists, table_exists) = match probe {
-        Ok(row) => (row.get::<_, bool>(0), row.get::<_, bool>(1)),
-        Err(e) => return History::Failed(e),
-    };
-    if let Some(schema) = schema {
-        if !schema_exists {
-            return History::Missing(format!("schema \"{schema}\" does not exist"));
-        }
-    }
-    if !table_exists {
-        return History::Read(Vec::new());
-    }
-    let table = match (
-        schema.map(quote_ident).transpose(),
-        quote_ident(RECORDER_TABLE),
-    ) {
-        (Ok(Some(s)), Ok(t)) => format!("{s}.{t}"),
-        (Ok(None), Ok(t)) => t,
-        (Err(e), _) | (_, Err(e)) => return History::Failed(e),
-    };
-    let sql = format!(
-        "SELECT \"app\", \"name\", \
-         to_char(\"applied\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
-         FROM {table} ORDER BY \"id\""
-    );
-    match client.query_typed(&sql, &[]) {
-        Ok(rows) => History::Read(
-            rows.iter()
-                .map(|r| HistoryRow {
-                    app: r.get(0),
-                    name: r.get(1),
-                    applied: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                })
-                .collect(),
-        ),
-        Err(e) => History::Failed(e),
-    }
-}
-
-/// A refused connection is "missing" only when the server answers and has no such database
-/// (asked through its `postgres` maintenance database); anything else is a failure.
-fn classify_pg_connect_failure(params: &ConnectionParams, error: DbError) -> History {
-    let ConnectionParams::Postgresql { dbname, .. } = params else {
-        return History::Failed(error);
-    };
-    let mut maintenance = params.clone();
-    if let ConnectionParams::Postgresql { dbname, schema, .. } = &mut maintenance {
-        *dbname = "postgres".into();
-        *schema = None;
-    }
-    let Ok(mut client) = connect(&maintenance) else {
-        return History::Failed(error);
-    };
-    match client.query_typed_opt(
-        "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
-        &[(dbname, Type::NAME)],
-    ) {
-        Ok(None) => History::Missing(format!("database \"{dbname}\" does not exist")),
-        _ => History::Failed(error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,21 +215,5 @@ mod tests {
         assert!(out[1].is_none());
         let pending = |i: usize| out[i].as_ref().unwrap().plan.as_ref().unwrap().len();
         assert_eq!((pending(0), pending(2), pending(3)), (2, 2, 2));
-    }
-
-    #[test]
-    fn missing_sqlite_file_is_missing_not_failed() {
-        let path = std::env::temp_dir().join(format!("tm-status-{}.sqlite3", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let p = ConnectionParams::Sqlite {
-            path: path.to_string_lossy().into_owned(),
-        };
-        let read = read_histories(std::slice::from_ref(&p), 4);
-        assert!(matches!(read[0], History::Missing(_)));
-        rusqlite::Connection::open(&path).unwrap();
-        let read = read_histories(&[p.clone(), p], 4);
-        assert!(matches!(&read[0], History::Read(rows) if rows.is_empty()));
-        assert!(matches!(&read[1], History::Read(rows) if rows.is_empty()));
-        let _ = std::fs::remove_file(&path);
     }
 }

@@ -5,13 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::backend::{self, quote_ident, ConnectionParams};
+use crate::error::Error;
 use serde::Deserialize;
-use tokio_postgres::types::{ToSql, Type};
-
-use crate::backend::client::pg_err;
-use crate::backend::postgres::connect;
-use crate::backend::{quote_ident, ConnectionParams};
-use crate::error::{DbError, Error};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRecord {
@@ -277,70 +273,10 @@ fn read(
         Filter::Others { .. } => format!(" LIMIT {}", MAX_NAMESAKES + 1),
         _ => String::new(),
     };
-    let rows = match master {
-        ConnectionParams::Sqlite { path } => {
-            let conn = rusqlite::Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .map_err(|e| DbError::Connect(format!("master database {path}: {e}")))?;
-            let sq = |e: rusqlite::Error| DbError::query(e.to_string(), None);
-            let exists: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [&spec.table],
-                    |r| r.get(0),
-                )
-                .map_err(sq)?;
-            if exists == 0 {
-                return Err(missing_registry(&spec.table));
-            }
-            let mut stmt = conn
-                .prepare(&format!(
-                    "{select} {} ORDER BY {id_column}{limit}",
-                    condition("?")
-                ))
-                .map_err(sq)?;
-            let map = |r: &rusqlite::Row<'_>| {
-                (0..width)
-                    .map(|i| r.get::<_, Option<String>>(i))
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(values.iter()), map)
-                .map_err(sq)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sq)?
-        }
-        ConnectionParams::Postgresql { .. } => {
-            let mut client = connect(master)?;
-            // Typed parameters: no prepared statement round trip (and none left behind a
-            // transaction-pooling proxy).
-            let exists = client
-                .query_typed_one(
-                    "SELECT to_regclass($1) IS NOT NULL",
-                    &[(&quote_ident(&spec.table)?, Type::TEXT)],
-                )?
-                .get::<_, bool>(0);
-            if !exists {
-                return Err(missing_registry(&spec.table));
-            }
-            let bound: Vec<(&(dyn ToSql + Sync), Type)> = values
-                .iter()
-                .map(|v| (v as &(dyn ToSql + Sync), Type::TEXT))
-                .collect();
-            let rows = client.query_typed(
-                &format!("{select} {} ORDER BY {id_column}{limit}", condition("$")),
-                &bound,
-            )?;
-            rows.iter()
-                .map(|r| {
-                    (0..width)
-                        .map(|i| r.try_get::<_, Option<String>>(i))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(pg_err)?
-        }
+    let sql = |prefix: &str| format!("{select} {} ORDER BY {id_column}{limit}", condition(prefix));
+    let Some(rows) = backend::registry::read_rows(master, &spec.table, &sql, &values, width)?
+    else {
+        return Err(missing_registry(&spec.table));
     };
     Ok(rows.into_iter().map(|values| spec.record(values)).collect())
 }

@@ -1,9 +1,12 @@
 """Typed surface of the Rust extension ``tenant_migrate._core``."""
 
+from collections.abc import Callable
 from typing import Protocol, final
 
 __all__ = [
     "GRAPH_FORMAT_VERSION",
+    "INSUFFICIENT_PRIVILEGE",
+    "TIMEOUT_SQLSTATES",
     "AmbiguousMigration",
     "AppWithoutMigrations",
     "CircularDependency",
@@ -34,6 +37,7 @@ __all__ = [
     "TenantRecord",
     "TenantStatus",
     "__version__",
+    "all_replaced_applied",
     "close_idle_connections",
     "compute_plan",
     "concurrent_run",
@@ -41,13 +45,22 @@ __all__ = [
     "interrupt_all",
     "list_tenants",
     "lookup_tenant",
+    "migration_failed",
+    "quote_ident",
     "release_idle_connections",
     "set_idle_connection_limit",
+    "statement_text",
+    "tenant_not_found",
     "tenant_status",
 ]
 
 __version__: str
 GRAPH_FORMAT_VERSION: int
+# SQLSTATEs lock_not_available (lock_timeout) and query_canceled (statement_timeout, cancel):
+# a migration that failed with one is retried.
+TIMEOUT_SQLSTATES: tuple[str, str]
+# SQLSTATE insufficient_privilege: raised as PermissionDenied.
+INSUFFICIENT_PRIVILEGE: str
 
 _Key = tuple[str, str]
 
@@ -206,9 +219,14 @@ class TenantDatabase:
 
 @final
 class RunLock:
-    """The tenant's run lock, held until ``release()``; raises ``LockBusy`` after ``wait`` s."""
+    """The tenant's run lock, held until ``release()``; raises ``LockBusy`` after ``wait`` s.
 
-    def __new__(cls, params_json: str, tenant: str, wait: float) -> RunLock: ...
+    When another run holds it and this one is about to wait, ``on_wait`` is called once with
+    ``Waiting up to <wait> s for the run holding tenant '<tenant>'.``"""
+
+    def __new__(
+        cls, params_json: str, tenant: str, wait: float, on_wait: Callable[[str], object] | None = None
+    ) -> RunLock: ...
     def release(self) -> None: ...
 
 def compute_plan(
@@ -274,3 +292,22 @@ def interrupt_all(on: bool) -> None:
 
 def concurrent_run(tenant: str, migration: str, lost: bool) -> ConcurrentRun:
     """The error for a history row refused by the guard (``lost``: the run lock is gone)."""
+
+def quote_ident(name: str) -> str:
+    """Double-quote an identifier, doubling embedded quotes; ``InvalidArgument`` for a NUL."""
+
+def statement_text(statement: str) -> str:
+    """A statement as the user wrote it (no closing ``;``), as a failed migration shows it."""
+
+def migration_failed(
+    tenant: str, migration: str, reason: str, statement: str | None = None
+) -> MigrationFailed:
+    """The core's MigrationFailed for a migration that failed in Python (not raised): its
+    message is ``Migration <migration> failed for tenant '<tenant>': <reason>``, then
+    ``Statement: <statement>`` when a statement was running."""
+
+def tenant_not_found(tenant: str) -> TenantNotFound:
+    """The core's TenantNotFound for an id no registry row has (not raised), the spec's text."""
+
+def all_replaced_applied(replaces: list[_Key], applied: set[_Key]) -> bool:
+    """Django's squash rule: a squash counts as applied once every migration it replaces is."""

@@ -313,17 +313,7 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
                 f"tenant {_shown(other.tenant_id)} names too: each tenant needs a database or schema "
                 "of its own (correct the registry)."
             )
-    server = server_of(settings_dict)
-    if server is not None:
-        if len(_SERVERS) > 100_000:
-            _SERVERS.clear()
-        _SERVERS[record.tenant_id] = server
     return settings_dict, schema
-
-
-# tenant id -> the PostgreSQL server its last connection settings name (see server_of), so a
-# connection failure reported by the core, which does not say where it tried, can.
-_SERVERS: dict[str, str] = {}
 
 
 def server_of(settings_dict: dict[str, Any]) -> str | None:
@@ -339,18 +329,6 @@ def server_of(settings_dict: dict[str, Any]) -> str | None:
     if host.startswith("/"):
         return f'server on socket "{host}/.s.PGSQL.{port}"'
     return f'server at "{host}", port {port}'
-
-
-def naming_server(reason: str, server: str | None) -> str:
-    """A connection failure's reason, after the server that was tried (unless it names it)."""
-    if server is None or "connection to server" in reason:
-        return reason
-    return f"{server}: {reason}"
-
-
-def tenant_server(tenant_id: str) -> str | None:
-    """The server the tenant's connection settings named when last computed in this process."""
-    return _SERVERS.get(tenant_id)
 
 
 def tenant_location(record: Any) -> tuple[str, ...] | None:

@@ -19,9 +19,7 @@ from django.apps import apps as global_apps
 
 from . import _core, conf
 from .connections import (
-    naming_server,
     rust_params,
-    server_of,
     tenant_settings,
     unknown_tenant,
 )
@@ -57,9 +55,10 @@ class Standing:
         return [f"{'-' if back else ''}{app}.{name}" for app, name, back in self.plan]
 
 
-def _error_text(status: _core.TenantStatus, server: str | None) -> str:
+def _error_text(status: _core.TenantStatus) -> str:
     if status.error_kind == "connect":
-        return f"Cannot connect to tenant database: {naming_server(str(status.error), server)}"
+        # The core's text names the server it tried (`server_text` in src/backend/client.rs).
+        return f"Cannot connect to tenant database: {status.error}"
     if status.error_kind == "permission":
         return f"User does not have permission to read the migration history: {status.error}"
     return str(status.error)
@@ -79,20 +78,18 @@ def read_standings(
     ``plan_apps`` limits what counts as pending to those apps' migrations."""
     params: list[str] = []
     readable: list[int] = []
-    servers: list[str | None] = []
     standings: list[Standing | None] = []
     for record in records:
         try:
             settings_dict, schema = tenant_settings(record)
             params.append(rust_params(settings_dict, schema))
-            servers.append(server_of(settings_dict))
         except (TenantConfigError, ValueError) as err:
             standings.append(Standing(record.tenant_id, record.name, "error", error=str(err)))
             continue
         readable.append(len(standings))
         standings.append(None)
     statuses = _core.tenant_status(graph, params, list(list_apps), app_label, migration_name, max(1, jobs))
-    for index, status, server in zip(readable, statuses, servers, strict=True):
+    for index, status in zip(readable, statuses, strict=True):
         record = records[index]
         if status.state == "missing":
             standings[index] = Standing(record.tenant_id, record.name, "missing", error=status.error)
@@ -101,7 +98,7 @@ def read_standings(
                 record.tenant_id,
                 record.name,
                 "error",
-                error=_error_text(status, server),
+                error=_error_text(status),
                 history=status.history,
                 apps=status.apps,
             )

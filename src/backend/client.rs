@@ -24,6 +24,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Runtime};
+use tokio_postgres::config::Host;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{CancelToken, Config, Connection, NoTls, Row, Socket};
@@ -126,6 +127,25 @@ pub fn pg_err(e: tokio_postgres::Error) -> DbError {
     }
 }
 
+/// The server a connection tries, worded as libpq words it, so a connection failure says
+/// where: `server at "db.internal", port 5432`, or for a Unix socket
+/// `server on socket "/run/postgresql/.s.PGSQL.5432"`.
+pub fn server_text(config: &Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(Host::Unix(dir)) => {
+            format!("server on socket \"{}/.s.PGSQL.{port}\"", dir.display())
+        }
+        Some(Host::Tcp(host)) => format!("server at \"{host}\", port {port}"),
+        None => format!("server at \"localhost\", port {port}"),
+    }
+}
+
+/// A connection failure, after the server that was tried.
+fn connect_failure(server: &str, reason: impl std::fmt::Display) -> DbError {
+    DbError::Connect(format!("{server}: {reason}"))
+}
+
 pub struct Client {
     runtime: Runtime,
     client: tokio_postgres::Client,
@@ -134,6 +154,8 @@ pub struct Client {
     broken: bool,
     /// The bound of bookkeeping queries (`query_typed*`).
     pub read_timeout: Duration,
+    /// Named by every connection failure (see `server_text`).
+    server: String,
 }
 
 impl Client {
@@ -142,6 +164,7 @@ impl Client {
         let runtime = runtime()?;
         let connecting = config.connect(NoTls);
         let seconds = timeout.as_secs_f64();
+        let server = server_text(config);
         match wait(&runtime, None, connecting, Some(timeout)) {
             Ok(Ok((client, connection))) => Ok(Client {
                 runtime,
@@ -149,14 +172,23 @@ impl Client {
                 connection,
                 broken: false,
                 read_timeout: READ_TIMEOUT,
+                server,
             }),
-            Ok(Err(e)) => Err(DbError::Connect(connect_reason(&e))),
-            Err(GaveUp::TimedOut) => Err(DbError::Connect(format!(
-                "the server did not complete the connection within {seconds:.0} s \
-                 (connect timeout; it accepted the connection but did not answer)"
-            ))),
+            Ok(Err(e)) => Err(connect_failure(&server, connect_reason(&e))),
+            Err(GaveUp::TimedOut) => Err(connect_failure(
+                &server,
+                format!(
+                    "the server did not complete the connection within {seconds:.0} s \
+                     (connect timeout; it accepted the connection but did not answer)"
+                ),
+            )),
             Err(GaveUp::Interrupted) => Err(interrupted()),
         }
+    }
+
+    /// The server this connection reached (see `server_text`).
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     pub fn is_closed(&self) -> bool {
@@ -175,9 +207,17 @@ impl Client {
             client,
             connection,
             broken,
+            server,
             ..
         } = self;
-        run(runtime, connection, broken, client.batch_execute(sql), None)
+        run(
+            server,
+            runtime,
+            connection,
+            broken,
+            client.batch_execute(sql),
+            None,
+        )
     }
 
     pub fn query_typed(
@@ -191,9 +231,11 @@ impl Client {
             connection,
             broken,
             read_timeout,
+            server,
         } = self;
         let limit = Some(*read_timeout);
         run(
+            server,
             runtime,
             connection,
             broken,
@@ -228,6 +270,7 @@ impl Client {
 }
 
 fn run<T>(
+    server: &str,
     runtime: &Runtime,
     connection: &mut Connection<Socket, NoTlsStream>,
     broken: &mut bool,
@@ -235,8 +278,9 @@ fn run<T>(
     limit: Option<Duration>,
 ) -> Result<T, DbError> {
     if *broken {
-        return Err(DbError::Connect(
-            "the connection was abandoned after the server stopped answering".into(),
+        return Err(connect_failure(
+            server,
+            "the connection was abandoned after the server stopped answering",
         ));
     }
     match wait(runtime, Some(connection), future, limit) {
@@ -244,10 +288,13 @@ fn run<T>(
         Err(gave_up) => {
             *broken = true;
             Err(match gave_up {
-                GaveUp::TimedOut => DbError::Connect(format!(
-                    "the server did not answer within {} s",
-                    limit.unwrap_or_default().as_secs()
-                )),
+                GaveUp::TimedOut => connect_failure(
+                    server,
+                    format!(
+                        "the server did not answer within {} s",
+                        limit.unwrap_or_default().as_secs()
+                    ),
+                ),
                 GaveUp::Interrupted => interrupted(),
             })
         }
@@ -266,4 +313,29 @@ pub fn cancel(token: &CancelToken) {
         token.cancel_query(NoTls),
         Some(INTERRUPT_GRACE),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_failure_names_the_server_as_libpq_does() {
+        let mut tcp = Config::new();
+        tcp.host("127.0.0.1").port(6543);
+        assert_eq!(
+            connect_failure(&server_text(&tcp), "Connection refused (os error 111)").to_string(),
+            "server at \"127.0.0.1\", port 6543: Connection refused (os error 111)"
+        );
+        let mut socket = Config::new();
+        socket.host("/run/postgresql");
+        assert_eq!(
+            server_text(&socket),
+            "server on socket \"/run/postgresql/.s.PGSQL.5432\""
+        );
+        assert_eq!(
+            server_text(&Config::new()),
+            "server at \"localhost\", port 5432"
+        );
+    }
 }

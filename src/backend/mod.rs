@@ -1,7 +1,10 @@
 //! One small trait, one implementation per database. The executor is written once against it.
 
 pub mod client;
+pub mod lock;
 pub mod postgres;
+pub mod recorder;
+pub mod registry;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +15,7 @@ use serde::Deserialize;
 use crate::error::DbError;
 use crate::graph::Key;
 
-/// Django's history table. The name is fixed by Django's `MigrationRecorder`.
-pub const RECORDER_TABLE: &str = "django_migrations";
+pub use recorder::RECORDER_TABLE;
 
 /// How to reach one database, as resolved by the Python side from Django's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -203,11 +205,20 @@ pub fn open(params: &ConnectionParams, interrupt: Interrupt) -> Result<Box<dyn B
     }
 }
 
+/// Close this process's idle pooled connections to a database (none for SQLite); returns how
+/// many were closed.
+pub fn release_idle(params: &ConnectionParams) -> Result<usize, DbError> {
+    match params {
+        ConnectionParams::Sqlite { .. } => Ok(0),
+        ConnectionParams::Postgresql { .. } => postgres::release_idle(params),
+    }
+}
+
 /// The error a migration gets when the user interrupted it before its commit.
 pub fn interrupted() -> DbError {
     DbError::Query {
         message: "interrupted".into(),
-        sqlstate: Some("57014".into()),
+        sqlstate: Some(crate::error::QUERY_CANCELED.into()),
     }
 }
 

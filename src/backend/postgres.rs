@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_postgres::types::Type;
 
 use super::client::Client;
+use super::recorder::{Dialect, Recorder};
 
 use super::{
     interrupted, quote_ident, Backend, Canceller, ConnectionParams, Interrupt, Recording, Running,
@@ -102,7 +103,7 @@ pub struct PostgresBackend {
     /// Timeouts are set: statements go one by one (see `run_step_by_step`).
     step_by_step: bool,
     /// The history table, schema-qualified when the tenant has a schema.
-    recorder: String,
+    recorder: Recorder,
     pid: Option<i32>,
     /// How this tenant was reached: the run lock this process holds for it is looked up by it.
     params: ConnectionParams,
@@ -225,9 +226,9 @@ impl PostgresBackend {
             Some(c) => c,
             None => Client::connect(&config, connect_timeout)?,
         };
-        let table = quote_ident(RECORDER_TABLE)?;
-        let (set_search_path, recorder) = match schema {
-            None => (String::new(), table),
+        let recorder = Recorder::new(Dialect::Postgres, schema.as_deref())?;
+        let set_search_path = match schema {
+            None => String::new(),
             Some(schema) => {
                 let exists = client
                     .query_typed_opt(
@@ -237,20 +238,17 @@ impl PostgresBackend {
                     .is_some();
                 if !exists {
                     return Err(DbError::Connect(format!(
-                        "schema \"{schema}\" does not exist"
+                        "{}: schema \"{schema}\" does not exist",
+                        client.server()
                     )));
                 }
-                let quoted = quote_ident(schema)?;
-                (
-                    format!("SET LOCAL search_path TO {quoted};\n"),
-                    format!("{quoted}.{table}"),
-                )
+                format!("SET LOCAL search_path TO {};\n", quote_ident(schema)?)
             }
         };
-        // Every migration transaction takes the tenant's record lock first (see `lock.rs`).
+        // Every migration transaction takes the tenant's record lock first (see `backend/lock.rs`).
         let mut set_local = format!(
             "{};\n{set_search_path}",
-            crate::lock::record_lock_sql(params).map_err(|e| DbError::Config(e.to_string()))?
+            super::lock::record_lock_sql(params).map_err(|e| DbError::Config(e.to_string()))?
         );
         // Integers formatted by Rust: nothing user-supplied reaches the statement text.
         if let Some(ms) = lock_timeout_ms {
@@ -295,14 +293,8 @@ impl PostgresBackend {
     }
 
     fn record_and_commit(&mut self, recording: &Recording) -> Result<(), DbError> {
-        let insert = format!(
-            "INSERT INTO {} (\"app\", \"name\", \"applied\") VALUES ($1, $2, statement_timestamp())",
-            self.recorder
-        );
-        let delete = format!(
-            "DELETE FROM {} WHERE \"app\" = $1 AND \"name\" = $2",
-            self.recorder
-        );
+        let insert = self.recorder.insert();
+        let delete = self.recorder.delete();
         let interrupted_now = self.interrupt.is_set();
         let guard = self.history_guard(recording);
         let client = self.client()?;
@@ -347,19 +339,19 @@ impl PostgresBackend {
 
     /// The query that checks, in the migration's transaction and under its record lock, that
     /// this process still holds the tenant's run lock (when it took one) and that no other run
-    /// wrote or deleted the rows this recording is about (see `lock.rs`); `$1`/`$2` are the
+    /// wrote or deleted the rows this recording is about (see `backend/lock.rs`); `$1`/`$2` are the
     /// apps and names to insert, `$3`/`$4` those to delete. None when nothing is recorded.
     fn history_guard(&self, recording: &Recording) -> Option<(String, Vec<Key>, Vec<Key>)> {
         if recording.applied.is_empty() && recording.unapplied.is_empty() {
             return None;
         }
-        let alive = crate::lock::held(&self.params)
-            .map_or_else(|| "true".to_string(), crate::lock::alive_condition);
+        let alive = super::lock::held(&self.params)
+            .map_or_else(|| "true".to_string(), super::lock::alive_condition);
         let matching = |apps: &str, names: &str| {
             format!(
                 "(SELECT count(*) FROM {} r WHERE (r.\"app\", r.\"name\") IN \
                  (SELECT * FROM unnest({apps}::text[], {names}::text[])))",
-                self.recorder
+                self.recorder.table()
             )
         };
         let sql = format!(
@@ -498,10 +490,7 @@ impl Backend for PostgresBackend {
         if !self.recorder_exists()? {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT \"app\", \"name\" FROM {} ORDER BY \"id\"",
-            self.recorder
-        );
+        let sql = self.recorder.select_applied();
         let rows = self.client()?.query_typed(&sql, &[])?;
         Ok(rows
             .iter()
@@ -517,7 +506,7 @@ impl Backend for PostgresBackend {
         let history = format!(
             "current_setting('server_version_num'), \
              (SELECT coalesce(string_agg(\"app\" || '.' || \"name\", ',' ORDER BY \"app\", \"name\"), '') FROM {})",
-            self.recorder
+            self.recorder.table()
         );
         let row = match &schema {
             None => self.client()?.query_typed_one(

@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::recorder::{Dialect, Recorder};
+
 use super::{
-    interrupted, quote_ident, Backend, Canceller, Interrupt, Recording, Running, StatementError,
-    RECORDER_TABLE,
+    interrupted, Backend, Canceller, Interrupt, Recording, Running, StatementError, RECORDER_TABLE,
 };
 use crate::error::DbError;
 use crate::graph::Key;
@@ -90,24 +91,16 @@ impl SqliteBackend {
                 });
             }
         }
-        let table = quote_ident(RECORDER_TABLE)?;
+        let recorder = Recorder::new(Dialect::Sqlite, None)?;
         let now = utc_timestamp();
         for (app, name) in &recording.applied {
             self.conn
-                .execute(
-                    &format!(
-                        "INSERT INTO {table} (\"app\", \"name\", \"applied\") VALUES (?1, ?2, ?3)"
-                    ),
-                    params![app, name, now],
-                )
+                .execute(&recorder.insert(), params![app, name, now])
                 .map_err(db_err)?;
         }
         for (app, name) in &recording.unapplied {
             self.conn
-                .execute(
-                    &format!("DELETE FROM {table} WHERE \"app\" = ?1 AND \"name\" = ?2"),
-                    params![app, name],
-                )
+                .execute(&recorder.delete(), params![app, name])
                 .map_err(db_err)?;
         }
         if let Some(violation) = self.foreign_key_violation()? {
@@ -190,12 +183,10 @@ impl Backend for SqliteBackend {
         if !self.recorder_exists()? {
             return Ok(Vec::new());
         }
-        let table = quote_ident(RECORDER_TABLE)?;
+        let recorder = Recorder::new(Dialect::Sqlite, None)?;
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT \"app\", \"name\" FROM {table} ORDER BY \"id\""
-            ))
+            .prepare(&recorder.select_applied())
             .map_err(db_err)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

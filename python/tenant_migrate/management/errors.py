@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from .. import _core
-from ..connections import naming_server, tenant_server, unknown_tenant
+from ..connections import unknown_tenant
 from ..exceptions import TenantMigrateError
 from ..provisioning import ProvisioningConnectionError
 
@@ -23,8 +23,8 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
         # An id createtenant would refuse is called invalid, as createtenant calls it.
         return Error(str(unknown_tenant(tenant_id)))
     if isinstance(exc, (_core.ConnectionFailed, ProvisioningConnectionError)):
-        server = tenant_server(tenant_id) if tenant_id is not None else None
-        return Error(f"Cannot connect to tenant database\n{naming_server(str(exc), server)}")
+        # The core's text names the server it tried; psycopg's (provisioning) does too.
+        return Error(f"Cannot connect to tenant database\n{exc}")
     if isinstance(exc, _core.PermissionDenied):
         return Error(f"User does not have permission to create tables\n{exc}")
     if isinstance(exc, _core.ConflictingMigrations):

@@ -49,7 +49,7 @@ def migrate_record(
     shared = shared or Shared()
     # Taken before the plan is read: another run may be half-way through this tenant.
     run_lock = (
-        _core.RunLock(rust_params(settings_dict, schema), record.tenant_id, opts.lock_wait)
+        _core.RunLock(rust_params(settings_dict, schema), record.tenant_id, opts.lock_wait, out.write)
         if opts.writes
         else None
     )

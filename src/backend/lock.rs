@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::types::Type;
 
-use crate::backend::client::{Client, READ_TIMEOUT};
+use crate::backend::client::{pg_err, Client, READ_TIMEOUT};
 use crate::backend::postgres::{check_identifier, connect};
 use crate::backend::ConnectionParams;
 use crate::error::{DbError, Error, Result};
@@ -152,16 +152,37 @@ pub fn alive_condition(held: HeldLock) -> String {
     )
 }
 
-/// Take the tenant's run lock, waiting up to `wait` for another run to finish.
-/// `tenant` names the tenant in the error.
-pub fn acquire(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<RunLock> {
+/// What the user is told, once, before this run waits for another run's lock on `tenant`.
+pub fn waiting_notice(tenant: &str, wait: Duration) -> String {
+    // `Display` of a whole `f64` has no fraction: 10 s, 2.5 s.
+    format!(
+        "Waiting up to {} s for the run holding tenant '{tenant}'.",
+        wait.as_secs_f64()
+    )
+}
+
+/// Take the tenant's run lock, waiting up to `wait` for another run to finish. `tenant` names
+/// the tenant in the error; `on_wait` is called once with `waiting_notice` when the lock is
+/// held by another run and this one is about to wait for it (never when `wait` is zero).
+pub fn acquire(
+    params: &ConnectionParams,
+    tenant: &str,
+    wait: Duration,
+    on_wait: &mut dyn FnMut(&str),
+) -> Result<RunLock> {
+    let mut notice = |tenant: &str| on_wait(&waiting_notice(tenant, wait));
     match params {
-        ConnectionParams::Sqlite { path } => sqlite_lock(path, tenant, wait),
-        ConnectionParams::Postgresql { .. } => pg_lock(params, tenant, wait),
+        ConnectionParams::Sqlite { path } => sqlite_lock(path, tenant, wait, &mut notice),
+        ConnectionParams::Postgresql { .. } => pg_lock(params, tenant, wait, &mut notice),
     }
 }
 
-fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<RunLock> {
+fn pg_lock(
+    params: &ConnectionParams,
+    tenant: &str,
+    wait: Duration,
+    notice: &mut dyn FnMut(&str),
+) -> Result<RunLock> {
     let key = pg_key(params)?;
     let mut client = connect(params)?;
     client.batch_execute("BEGIN")?;
@@ -170,13 +191,17 @@ fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<Ru
     // 64 bits of the key's md5 as the lock id; the key is a bound value.
     const KEY: &str = "('x' || substr(md5($1), 1, 16))::bit(64)::bigint";
     let ids = format!("{KEY}, pg_catalog.pg_backend_pid()");
-    let got = if wait.is_zero() {
-        let row = client.query_typed_one(
-            &format!("SELECT pg_try_advisory_xact_lock({KEY}), {ids}"),
-            &[(&key, Type::TEXT)],
-        )?;
-        row.get::<_, bool>(0).then(|| held_lock(&row))
+    let row = client.query_typed_one(
+        &format!("SELECT pg_try_advisory_xact_lock({KEY}), {ids}"),
+        &[(&key, Type::TEXT)],
+    )?;
+    let free = row.try_get::<_, bool>(0).map_err(pg_err)?;
+    let got = if free {
+        Some(held_lock(&row)?)
+    } else if wait.is_zero() {
+        None
     } else {
+        notice(tenant);
         let ms = wait.as_millis().max(1);
         client.batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))?;
         let sql = format!("SELECT pg_advisory_xact_lock({KEY})::text, {ids}");
@@ -187,7 +212,7 @@ fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<Ru
         match locked {
             Ok(row) => {
                 client.batch_execute("SET LOCAL lock_timeout = 0")?;
-                Some(held_lock(&row))
+                Some(held_lock(&row)?)
             }
             Err(e) if is_lock_timeout(&e) => None,
             Err(e) => return Err(e.into()),
@@ -206,18 +231,23 @@ fn pg_lock(params: &ConnectionParams, tenant: &str, wait: Duration) -> Result<Ru
     }))
 }
 
-fn held_lock(row: &tokio_postgres::Row) -> HeldLock {
-    HeldLock {
-        lock_id: row.get(1),
-        pid: row.get(2),
-    }
+fn held_lock(row: &tokio_postgres::Row) -> Result<HeldLock> {
+    Ok(HeldLock {
+        lock_id: row.try_get(1).map_err(pg_err)?,
+        pid: row.try_get(2).map_err(pg_err)?,
+    })
 }
 
 fn is_lock_timeout(e: &DbError) -> bool {
-    matches!(e, DbError::Query { sqlstate: Some(code), .. } if code == "55P03")
+    matches!(e, DbError::Query { sqlstate: Some(code), .. } if code == crate::error::LOCK_NOT_AVAILABLE)
 }
 
-fn sqlite_lock(path: &str, tenant: &str, wait: Duration) -> Result<RunLock> {
+fn sqlite_lock(
+    path: &str,
+    tenant: &str,
+    wait: Duration,
+    notice: &mut dyn FnMut(&str),
+) -> Result<RunLock> {
     if path.is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
         return Ok(RunLock::None);
     }
@@ -229,10 +259,15 @@ fn sqlite_lock(path: &str, tenant: &str, wait: Duration) -> Result<RunLock> {
         .open(&lock_path)
         .map_err(|e| DbError::Connect(format!("unable to open lock file {lock_path}: {e}")))?;
     let deadline = Instant::now() + wait;
+    let mut told = false;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(RunLock::Sqlite(file)),
             Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                if !told {
+                    told = true;
+                    notice(tenant);
+                }
                 thread::sleep(Duration::from_millis(50));
             }
             Err(TryLockError::WouldBlock) => return Err(Error::Busy(tenant.to_string())),
@@ -274,17 +309,40 @@ mod tests {
     }
 
     #[test]
+    fn the_waiting_notice_gives_the_wait_in_seconds() {
+        assert_eq!(
+            waiting_notice("acme", Duration::from_secs(10)),
+            "Waiting up to 10 s for the run holding tenant 'acme'."
+        );
+        assert_eq!(
+            waiting_notice("acme", Duration::from_secs_f64(2.5)),
+            "Waiting up to 2.5 s for the run holding tenant 'acme'."
+        );
+    }
+
+    #[test]
     fn a_second_sqlite_lock_on_the_same_tenant_is_refused_until_the_first_is_dropped() {
         let dir = std::env::temp_dir().join(format!("tm-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let params = ConnectionParams::Sqlite {
             path: dir.join("acme.sqlite3").to_string_lossy().into_owned(),
         };
-        let first = acquire(&params, "acme", Duration::ZERO).unwrap();
-        let second = acquire(&params, "acme", Duration::from_millis(120));
+        let mut notices = Vec::new();
+        let mut told = |text: &str| notices.push(text.to_string());
+        let first = acquire(&params, "acme", Duration::ZERO, &mut told).unwrap();
+        assert!(matches!(
+            acquire(&params, "acme", Duration::ZERO, &mut told),
+            Err(Error::Busy(t)) if t == "acme"
+        ));
+        let second = acquire(&params, "acme", Duration::from_millis(120), &mut told);
         assert!(matches!(second, Err(Error::Busy(t)) if t == "acme"));
         drop(first);
-        assert!(acquire(&params, "acme", Duration::ZERO).is_ok());
+        assert!(acquire(&params, "acme", Duration::from_millis(120), &mut told).is_ok());
+        // Told once, and only by the run that had to wait.
+        assert_eq!(
+            notices,
+            ["Waiting up to 0.12 s for the run holding tenant 'acme'."]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

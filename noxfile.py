@@ -32,16 +32,16 @@ TEST_DEPS = ["pytest>=8", "hypothesis>=6", "psycopg[binary]>=3.1", "pytest-djang
 PRIMARY = "5.2"
 # Left out on the other versions: their outcome does not depend on Django's version.
 ONCE = [
-    "--ignore=tests/test_crash.py",
-    "--ignore=tests/test_connection_limits.py",
-    "--ignore=tests/test_hostile.py",
-    "--ignore=tests/test_pgbouncer.py",
-    "--ignore=tests/test_reliability.py",
-    "--ignore=tests/test_reliability_round2.py",
-    "--ignore=tests/test_two_servers.py",
-    "--ignore=tests/test_wheel.py",
-    "--deselect=tests/test_realworld.py::test_postgres_both_isolations_match_django_then_round_trip",
-    "--deselect=tests/test_realworld.py::test_postgres_migratealltenants_replay_matches_django",
+    "--ignore=tests/production/test_crash.py",
+    "--ignore=tests/production/test_connection_limits.py",
+    "--ignore=tests/production/test_hostile.py",
+    "--ignore=tests/production/test_pgbouncer.py",
+    "--ignore=tests/production/test_reliability.py",
+    "--ignore=tests/production/test_reliability_round2.py",
+    "--ignore=tests/production/test_two_servers.py",
+    "--ignore=tests/packaging/test_wheel.py",
+    "--deselect=tests/integration/test_realworld.py::test_postgres_both_isolations_match_django_then_round_trip",
+    "--deselect=tests/integration/test_realworld.py::test_postgres_migratealltenants_replay_matches_django",
 ]
 PARALLEL = ["-n", "2", "--dist", "loadfile"]
 

@@ -20,7 +20,7 @@ ruff check python tests django_app bench noxfile.py
 ruff format --check python tests django_app bench noxfile.py
 python3 -m mypy.stubtest tenant_migrate._core
 
-# One wheel per run: tests/test_wheel.py and every nox session install this one. It is the
+# One wheel per run: tests/packaging/test_wheel.py and every nox session install this one. It is the
 # release wheel: linked by zig for manylinux2014 (glibc 2.17+), so it installs on older
 # distributions too, and checked for that policy by maturin.
 dist=target/dist-test

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers.project import EXAMPLE, Project, make_project
+from helpers.project import EXAMPLE, Project, drop_migrated_masters, make_project
 
 _scratch = Path(tempfile.mkdtemp(prefix="tm-inprocess-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
@@ -26,7 +26,7 @@ import django
 
 django.setup()
 
-from helpers.pg import pg_prefix  # noqa: F401  (fixture: a real PostgreSQL, per test)
+from helpers.pg import finish_drops, pg_prefix  # noqa: F401  (pg_prefix: a real PostgreSQL, per test)
 
 # pytester runs the users' side of tenant_migrate.testing; the plugin itself is used in-process.
 pytest_plugins = ["pytester", "tenant_migrate.testing"]
@@ -35,3 +35,8 @@ pytest_plugins = ["pytester", "tenant_migrate.testing"]
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
+
+
+def pytest_sessionfinish() -> None:
+    finish_drops()
+    drop_migrated_masters()

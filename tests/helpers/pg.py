@@ -1,7 +1,8 @@
 """A real PostgreSQL server for tests: found through TM_TEST_PG, never mocked; its catalogs read back.
 
-Each test gets a unique name prefix; every database it creates carries it and is dropped at
-the end. Without a server the tests skip with the reason, unless TM_REQUIRE_POSTGRES=1 (CI).
+Each test gets a unique name prefix; every database it creates carries it and is dropped after
+the test (behind the next one, waited for at the end of the session). Without a server the
+tests skip with the reason, unless TM_REQUIRE_POSTGRES=1 (CI).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import psycopg
@@ -53,13 +55,26 @@ def drop_databases(prefix: str) -> None:
             r[0]
             for r in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])
         ]
-        for name in names:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for name in names:
+        drop_database(name)
 
 
-def create_database(name: str) -> None:
+# Migrated masters kept as templates for a test process's later projects (helpers.project);
+# not a test's prefix, so no test's own count of databases sees them.
+TEMPLATE_PREFIX = "tmm_"
+
+
+def create_database(name: str, template: str | None = None) -> None:
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with admin() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(query)
+
+
+def drop_database(name: str) -> None:
+    with admin() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def connect(dbname: str) -> psycopg.Connection:
@@ -75,6 +90,13 @@ def pg_env(prefix: str) -> dict[str, str]:
     }
 
 
+# PostgreSQL (15 and older) checkpoints at once on every DROP DATABASE: up to seconds while the
+# other test process writes. A test's databases are dropped behind the next test, one drop at a
+# time, and every drop is waited for, its error raised, at the end of the session.
+_dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tm-drop")
+_drops: list[Future[None]] = []
+
+
 @pytest.fixture
 def pg_prefix() -> Iterator[str]:
     require_server()
@@ -82,7 +104,14 @@ def pg_prefix() -> Iterator[str]:
     try:
         yield prefix
     finally:
-        drop_databases(prefix)
+        _drops.append(_dropper.submit(drop_databases, prefix))
+
+
+def finish_drops() -> None:
+    """Wait for the tests' databases to be dropped; the first failure is raised."""
+    done, _drops[:] = list(_drops), []
+    for drop in done:
+        drop.result()
 
 
 CATALOG_QUERIES = {

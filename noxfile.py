@@ -7,9 +7,10 @@ with maturin, so the suite tests what users install.
 The whole suite runs on the primary version (Django 5.2). The other versions run everything
 whose outcome can depend on Django's version (the planner against Django's loader, every
 command's output, Django's migrate, signals and third-party apps on SQLite) and leave out
-what tests the Rust core, the PostgreSQL server or the package once for all versions (crash
-and fault injection, connection limits, a second server, pgbouncer, hostile input, the wheel,
-the real-world project on PostgreSQL). Arguments after ``--`` replace that selection.
+what tests the Rust core, the PostgreSQL server or the package once for all versions (all of
+``tests/production``: reliability, crash and fault injection, connection limits, a second
+server, pgbouncer, hostile input, the rollout; the catalog fingerprint, the wheel, the suite's
+layout, the real-world project on PostgreSQL). Arguments after ``--`` replace that selection.
 Tests run in two processes (pytest-xdist, whole files per process).
 
 Django 6.0 needs Python 3.12+: its session, ``django6``, runs on the first ``python3.12`` or
@@ -30,18 +31,19 @@ ROOT = Path(__file__).parent
 DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
 TEST_DEPS = ["pytest>=8", "hypothesis>=6", "psycopg[binary]>=3.1", "pytest-django>=4.8", "pytest-xdist>=3.5"]
 PRIMARY = "5.2"
-# Left out on the other versions: their outcome does not depend on Django's version.
+# Left out on the other versions: their outcome does not depend on Django's version. The whole
+# of tests/production/ (run lock, timeouts, Ctrl-C, crash and fault injection, connection
+# limits, a second server, pgbouncer, hostile input, the rollout's selection, waves and journal:
+# the package and the Rust core against the server and the operating system); the catalog
+# fingerprint (Rust against PostgreSQL's catalogs, both sides migrated by the same Django); the
+# wheel; the suite's own layout; the real-world project on PostgreSQL.
 ONCE = [
-    "--ignore=tests/test_crash.py",
-    "--ignore=tests/test_connection_limits.py",
-    "--ignore=tests/test_hostile.py",
-    "--ignore=tests/test_pgbouncer.py",
-    "--ignore=tests/test_reliability.py",
-    "--ignore=tests/test_reliability_round2.py",
-    "--ignore=tests/test_two_servers.py",
-    "--ignore=tests/test_wheel.py",
-    "--deselect=tests/test_realworld.py::test_postgres_both_isolations_match_django_then_round_trip",
-    "--deselect=tests/test_realworld.py::test_postgres_migratealltenants_replay_matches_django",
+    "--ignore=tests/production",
+    "--ignore=tests/planner/test_fingerprint.py",
+    "--ignore=tests/packaging/test_wheel.py",
+    "--ignore=tests/packaging/test_layout.py",
+    "--deselect=tests/integration/test_realworld.py::test_postgres_both_isolations_match_django_then_round_trip",
+    "--deselect=tests/integration/test_realworld.py::test_postgres_migratealltenants_replay_matches_django",
 ]
 PARALLEL = ["-n", "2", "--dist", "loadfile"]
 

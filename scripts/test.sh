@@ -12,16 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     maturin nox ruff mypy ziglang
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e .
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
 ruff check python tests django_app bench noxfile.py
 ruff format --check python tests django_app bench noxfile.py
-python3 -m mypy.stubtest tenant_migrate._core
 
-# One wheel per run: tests/test_wheel.py and every nox session install this one. It is the
-# release wheel: linked by zig for manylinux2014 (glibc 2.17+), so it installs on older
+# One wheel per run: tests/packaging/test_wheel.py and every nox session install this one. It
+# is the release wheel: linked by zig for manylinux2014 (glibc 2.17+), so it installs on older
 # distributions too, and checked for that policy by maturin.
 dist=target/dist-test
 rm -rf "$dist"
@@ -31,6 +29,15 @@ maturin sdist --out "$dist" >/dev/null
 TM_WHEEL="$(realpath "$dist"/*.whl)"
 TM_SDIST="$(realpath "$dist"/*.tar.gz)"
 export TM_WHEEL TM_SDIST
+
+# The typed stub against the compiled module, on this wheel: installing the package from the
+# source tree instead (pip install -e .) was one more release build of the extension, ~3 min.
+# Forced, as an earlier install of the same version (an editable one) would be kept; its
+# dependencies (Django) then as usual.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --force-reinstall --no-deps "$TM_WHEEL"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$TM_WHEEL"
+python3 -m mypy.stubtest tenant_migrate._core
 
 # Where no wheel fits, pip builds from the sdist with nothing but Rust and Python: done here
 # once per run, in a bare virtualenv, and the extension it built imported.

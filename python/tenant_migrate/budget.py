@@ -27,7 +27,7 @@ from .exceptions import TenantMigrateError
 # Connections one job holds at once, at its peak: its run lock, the connection the Rust core
 # migrates on, and Django's connection for the tenant (RunPython, post_migrate); the run's
 # own master connection is already in use when the limits are read. Measured on PostgreSQL 15
-# by sampling pg_stat_activity (tests/test_connection_limits.py keeps it true).
+# by sampling pg_stat_activity (tests/production/test_connection_limits.py keeps it true).
 PER_JOB = 3
 PER_RUN = 0
 

@@ -626,7 +626,7 @@ SELECT md5(coalesce(string_agg(replace(x, (SELECT quote_ident(nspname) FROM ns) 
 /// index. Two simple statements rather than one: the planner's time for one query doing both
 /// cost more than the scan it saved on small catalogs. A database of its own keeps the
 /// namespace filter: its `public` schema is pinned (no dependencies recorded) and its catalog
-/// holds that tenant only. Both give the same digest (tests/test_fingerprint.py): 149 ms against
+/// holds that tenant only. Both give the same digest (tests/planner/test_fingerprint.py): 149 ms against
 /// 16 ms per call with 300 schemas of 30 tables, flat in the number of schemas.
 const SCHEMA_RELATIONS_SQL: &str = r#"
 WITH dep AS (

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the idioms test project (used by tests/test_default_is_tenant.py)."""
+"""Django's command-line utility for the idioms test project (used by
+tests/integration/test_default_is_tenant.py)."""
 
 import os
 import sys

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the real-world test project (used by tests/test_realworld.py)."""
+"""Django's command-line utility for the real-world test project (used by
+tests/integration/test_realworld.py)."""
 
 import os
 import sys

@@ -1,6 +1,6 @@
 """A project whose migrations and signal receivers are written as real projects write them:
 default managers, ``django.db.connection``, ``create_permissions(app_config)`` and receivers
-that never look at ``using`` (tests/test_default_is_tenant.py).
+that never look at ``using`` (tests/integration/test_default_is_tenant.py).
 
 Under Django's own ``migrate`` such code works on the database being migrated, because that
 database is ``default``. The tenant apps are also shared apps, so the master holds tables of

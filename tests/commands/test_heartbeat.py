@@ -1,0 +1,150 @@
+"""The heartbeat of a long migration on SQLite: the statement running, on the Rust route and on
+Django's; plain lines in a log, one live line on a terminal. (On PostgreSQL the blocking
+process is named too:
+tests/integration/test_postgres.py::test_heartbeat_names_the_blocking_process.)"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+
+from helpers.project import Project
+
+# Long enough for several beats at --heartbeat=0.2 on any machine, short enough for a test.
+SLOW_SQL = (
+    "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+    "WHERE x < 3000000) SELECT x FROM c"
+)
+
+
+def slow_migration(project: Project, through_django: bool) -> None:
+    python = "        migrations.RunPython(migrations.RunPython.noop),\n" if through_django else ""
+    project.add_migration(
+        "products",
+        "0002_big",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n" + python + f"        migrations.RunSQL({SLOW_SQL!r}, 'DROP TABLE big'),\n"
+        "    ]\n",
+    )
+
+
+def beats(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("[heartbeat] tenant 'acme': ")]
+
+
+def test_heartbeat_names_the_statement_on_the_rust_route(project: Project) -> None:
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    slow_migration(project, through_django=False)
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2")
+    assert "  products/0002_big.py ... OK" in proc.stdout.splitlines()
+    found = beats(proc.stderr)
+    assert found, proc.stderr
+    assert all(b.startswith("[heartbeat] tenant 'acme': products/0002_big.py running for ") for b in found)
+    assert any(f"; statement: {SLOW_SQL[:150]}" in b for b in found), found
+    # No heartbeat when it is turned off.
+    project.manage("migratetenant", "--tenant-id=acme", "products", "zero")
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "--heartbeat=0")
+    assert not beats(proc.stderr)
+
+
+def test_heartbeat_names_the_statement_on_djangos_route_and_python_code(project: Project) -> None:
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    slow_migration(project, through_django=True)
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2")
+    assert "  products/0002_big.py ... OK" in proc.stdout.splitlines()
+    assert any(f"; statement: {SLOW_SQL[:150]}" in b for b in beats(proc.stderr)), proc.stderr
+
+    project.add_migration(
+        "products",
+        "0003_think",
+        "import time\n\nfrom django.db import migrations\n\n"
+        "def think(apps, schema_editor):\n"
+        "    time.sleep(1.5)\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0002_big')]\n"
+        "    operations = [migrations.RunPython(think)]\n",
+    )
+    proc = project.manage("migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2")
+    found = [b for b in beats(proc.stderr) if "products/0003_think.py" in b]
+    assert found and all(b.endswith("; in Python code") for b in found), proc.stderr
+
+
+def screen(raw: str) -> list[str]:
+    """What a terminal shows for output with carriage returns and erase-to-end-of-line."""
+    lines = []
+    for physical in raw.replace("\r\n", "\n").split("\n"):
+        buffer: list[str] = []
+        cursor = 0
+        index = 0
+        while index < len(physical):
+            if physical.startswith("\x1b[K", index):
+                del buffer[cursor:]
+                index += 3
+                continue
+            char = physical[index]
+            if char == "\r":
+                cursor = 0
+            else:
+                if cursor < len(buffer):
+                    buffer[cursor] = char
+                else:
+                    buffer.append(char)
+                cursor += 1
+            index += 1
+        lines.append("".join(buffer))
+    return lines
+
+
+def test_heartbeat_on_a_terminal_is_one_live_line_cleared_before_the_result(project: Project) -> None:
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    slow_migration(project, through_django=False)
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "migratetenant",
+            "--tenant-id=acme",
+            "products",
+            "--heartbeat=0.2",
+            "--no-color",
+        ],
+        cwd=project.root,
+        env={**project.env, "COLUMNS": "400"},
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert proc.wait(timeout=60) == 0
+    raw = b"".join(chunks).decode()
+    # It was drawn in place, on the migration's own line...
+    drawn = "\r\x1b[K  products/0002_big.py ... [heartbeat] tenant 'acme': products/0002_big.py running for"
+    assert drawn in raw
+    assert "[heartbeat]" not in raw.split("\n")[-1]
+    # ...and what stays on the screen is the migration's line as without a heartbeat.
+    shown = [line for line in screen(raw) if line]
+    assert shown[-2:] == [
+        "  products/0002_big.py ... OK",
+        "Migrations completed successfully for tenant 'acme'.",
+    ]
+    assert not any("[heartbeat]" in line for line in shown), shown

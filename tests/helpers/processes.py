@@ -1,0 +1,65 @@
+"""Runs caught in the middle: a manage.py process started in the background, a migration that
+signals when it starts (a marker file) and then runs long, and a wait for that signal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers.project import Project, make_project
+
+# A migration that signals when it starts (a marker file) and then runs long, issuing a query
+# every 50 ms, so a run can be caught in the middle of it.
+SLOW_PYTHON = """
+import os
+import time
+
+from django.db import migrations
+
+
+def slow(apps, schema_editor):
+    User = apps.get_model("users", "User")
+    User.objects.using(schema_editor.connection.alias).create(username="inside-0003", email="x@example.com")
+    open(os.environ["TM_MARKER"], "w").close()
+    for _ in range(int(os.environ.get("TM_SLOW_TICKS", "60"))):
+        User.objects.using(schema_editor.connection.alias).count()
+        time.sleep(0.05)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("users", "0002_alter_user_email")]
+    operations = [migrations.RunPython(slow, migrations.RunPython.noop)]
+"""
+
+BUSY = "Error: another migration is running for tenant 'acme'"
+
+
+def popen(project: Project, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=project.root,
+        env={**project.env, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"process ended before {path.name} appeared:\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def slow_project(tmp_path: Path, source: str = SLOW_PYTHON) -> tuple[Project, Path]:
+    project = make_project(tmp_path)
+    project.add_migration("users", "0003_slow", source)
+    marker = tmp_path / "marker"
+    project.env["TM_MARKER"] = str(marker)
+    return project, marker

@@ -235,3 +235,19 @@ def as_json(standing: Standing, with_apps: bool) -> dict[str, Any]:
 
 def dump_json(payload: Any) -> str:
     return json.dumps(payload, indent=2)
+
+
+def unreadable(standings: list[Standing], listed: bool, strict: bool) -> str | None:
+    """What makes showtenantmigrations fail, in one sentence (None: nothing): tenants whose
+    history could not be read and, with ``strict``, missing ones. A history migrate would
+    refuse that was still ``listed`` as Django lists it is not a failure to read."""
+    failed = [s.tenant_id for s in standings if s.state == "error" and not (listed and s.apps)]
+    missing = [s.tenant_id for s in standings if s.missing]
+    if not (failed or (missing and strict)):
+        return None
+    problems = []
+    if failed:
+        problems.append(f"{len(failed)} in error ({', '.join(failed)})")
+    if missing and strict:
+        problems.append(f"{len(missing)} missing ({', '.join(missing)})")
+    return f"Of {len(standings)} tenants, {' and '.join(problems)}."

@@ -108,7 +108,10 @@ class Command(BaseCommand):
             copied: list[str] = []
             provisioner = None
             if options["migrate"]:
-                provisioner = template_provisioner(options, spec, copied, self.stdout)
+                from tenant_migrate.templates import template_provisioner
+
+                say = self.stdout.write if options["verbosity"] >= 1 else None
+                provisioner = template_provisioner(spec, copied, say)
             where = create_tenant(spec, provisioner)
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
@@ -137,35 +140,3 @@ class Command(BaseCommand):
 def _escaped(value: object) -> str:
     """A setting's value inside an argparse help text (which %-formats it)."""
     return str(value).replace("%", "%%")
-
-
-def template_provisioner(options: dict[str, Any], spec: TenantSpec, copied: list[str], stdout: Any) -> Any:
-    """With TENANT_MIGRATE["TEMPLATE"]: provision the new tenant as a copy of an up-to-date
-    template of its isolation (made first if there is none); otherwise (behind, busy, another
-    server, a schema a copy would miss) None, and the tenant is migrated from zero."""
-    from tenant_migrate import templates
-    from tenant_migrate.run.shared import Shared
-
-    if not templates.enabled() or spec.connection:
-        return None
-    shared = Shared()
-    state = templates.standing(shared, spec.isolation)
-    if state.missing:
-        templates.refresh(shared, spec.isolation)
-        state = templates.standing(shared, spec.isolation)
-    if state.state != "up-to-date":
-        if options["verbosity"] >= 1:
-            stdout.write(
-                "The tenant template is behind the migrations on disk (migratealltenants brings it up "
-                "to date): migrating from zero."
-            )
-        return None
-    applied = len(state.history)
-
-    def provision(settings_dict: dict[str, Any], schema: str | None) -> str | None:
-        where = templates.copy_into(settings_dict, schema)
-        if where is not None:
-            copied.append(f"{applied} migrations already applied")
-        return where
-
-    return provision

@@ -5,12 +5,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.connections import printable
-from tenant_migrate.exceptions import TenantConfigError, TenantMigrateError
-from tenant_migrate.graph import graph_json
-from tenant_migrate.lifecycle import Storage, base_storage, storage_of
-from tenant_migrate.lookup import list_tenants
+from tenant_migrate.exceptions import TenantMigrateError
+from tenant_migrate.lifecycle import base_storage
+from tenant_migrate.listing import state_text, tenant_json, tenant_listing
 from tenant_migrate.management.errors import Error, to_command_error
-from tenant_migrate.status import Standing, as_json, dump_json, read_standings
+from tenant_migrate.status import Standing, dump_json
 
 
 class Command(BaseCommand):
@@ -33,15 +32,7 @@ class Command(BaseCommand):
             raise Error(f"Cannot list tenants: {type(exc).__name__}: {exc}") from exc
 
     def show(self, options: dict[str, Any]) -> None:
-        records = list_tenants()
-        # What showtenantmigrations --summary reads: every history, concurrently, in Rust.
-        standings = read_standings(records, graph_json()) if records else []
-        storages: list[Storage | None] = []
-        for record in records:
-            try:
-                storages.append(storage_of(record))
-            except TenantConfigError:
-                storages.append(None)  # its standing says why
+        records, standings, storages = tenant_listing()
         if options["json"]:
             self.stdout.write(
                 dump_json([tenant_json(*row) for row in zip(records, standings, storages, strict=True)])
@@ -74,40 +65,3 @@ class Command(BaseCommand):
         if standing.state == "pending":
             return self.style.WARNING(text)
         return self.style.ERROR(text)
-
-
-def state_text(standing: Standing) -> str:
-    if standing.state == "up-to-date":
-        return "up to date"
-    if standing.state == "pending":
-        count = len(standing.plan)
-        return f"{count} pending migration{'' if count == 1 else 's'}"
-    detail = standing.error.splitlines()[0] if standing.error else ""
-    return f"{standing.state} ({printable(detail)})" if detail else standing.state
-
-
-def tenant_json(record: Any, standing: Standing, storage: Storage | None) -> dict[str, Any]:
-    data = as_json(standing, with_apps=False)
-    where = (
-        storage.as_json()
-        if storage is not None
-        else dict.fromkeys(("file", "database", "schema", "host", "port"))
-    )
-    return {
-        "tenant_id": data.pop("tenant_id"),
-        "name": data.pop("name"),
-        "isolation": record.isolation,
-        **where,
-        "exists": exists(standing),
-        **data,
-    }
-
-
-def exists(standing: Standing) -> bool | None:
-    """None when it could not be told (the server did not answer, the row names nothing)."""
-    if standing.state == "missing":
-        return False
-    if standing.state == "error":
-        # A history migrate would refuse was still read: the storage is there.
-        return True if standing.apps else None
-    return True

@@ -16,6 +16,7 @@ from tenant_migrate.status import (
     read_standings,
     select_tenants,
     summary_lines,
+    unreadable,
 )
 
 
@@ -88,14 +89,6 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.MIGRATE_HEADING(f"Tenant '{s.tenant_id}':"))
                 for line in list_lines(s, verbosity, self.style):
                     self.stdout.write(line)
-        # Listed as Django lists it (a history migrate would refuse) is not a failure to read.
-        listed = not (summary or options["json"])
-        failed = [s.tenant_id for s in standings if s.state == "error" and not (listed and s.apps)]
-        missing = [s.tenant_id for s in standings if s.missing]
-        if failed or (missing and options["strict"]):
-            problems = []
-            if failed:
-                problems.append(f"{len(failed)} in error ({', '.join(failed)})")
-            if missing and options["strict"]:
-                problems.append(f"{len(missing)} missing ({', '.join(missing)})")
-            raise Error(f"Of {len(standings)} tenants, {' and '.join(problems)}.")
+        problems = unreadable(standings, listed=not (summary or options["json"]), strict=options["strict"])
+        if problems is not None:
+            raise Error(problems)

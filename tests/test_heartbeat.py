@@ -4,11 +4,9 @@ process is named too: tests/test_postgres.py::test_heartbeat_names_the_blocking_
 
 from __future__ import annotations
 
-import os
-import pty
+import re
 import subprocess
 import sys
-import time
 
 from conftest import Project
 
@@ -105,37 +103,10 @@ def test_heartbeat_on_a_terminal_is_one_live_line_cleared_before_the_result(proj
     project.create_tenant("acme", "ACME Corporation")
     project.manage("migratetenant", "--tenant-id=acme", "products")
     slow_migration(project, through_django=False)
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "migratetenant",
-            "--tenant-id=acme",
-            "products",
-            "--heartbeat=0.2",
-            "--no-color",
-        ],
-        cwd=project.root,
-        env={**project.env, "COLUMNS": "400"},
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
+    status, raw = project.in_terminal(
+        "migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2", "--no-color", width=400
     )
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    assert proc.wait(timeout=60) == 0
-    raw = b"".join(chunks).decode()
+    assert status == 0, raw
     # It was drawn in place, on the migration's own line...
     drawn = "\r\x1b[K  products/0002_big.py ... [heartbeat] tenant 'acme': products/0002_big.py running for"
     assert drawn in raw
@@ -147,3 +118,31 @@ def test_heartbeat_on_a_terminal_is_one_live_line_cleared_before_the_result(proj
         "Migrations completed successfully for tenant 'acme'.",
     ]
     assert not any("[heartbeat]" in line for line in shown), shown
+
+
+def test_in_a_log_a_beat_is_a_line_of_its_own_that_never_outlives_its_migration(project: Project) -> None:
+    """stdout and stderr in one log file (``2>&1``): each migration's line whole, each beat on
+    a line of its own before that migration's result, and none says "running for 0s"."""
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    slow_migration(project, through_django=False)
+    log = project.root / "migrate.log"
+    with log.open("w") as sink:
+        status = subprocess.run(
+            [sys.executable, "manage.py", "migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2"],
+            cwd=project.root,
+            env=project.env,
+            check=False,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        ).returncode
+    assert status == 0
+    lines = log.read_text().splitlines()
+    result = lines.index("  products/0002_big.py ... OK")
+    found = [i for i, line in enumerate(lines) if "[heartbeat]" in line]
+    assert found, lines
+    assert all(lines[i].startswith("[heartbeat] tenant 'acme': ") for i in found), lines
+    assert all(i < result for i in found if "products/0002_big.py" in lines[i]), lines
+    assert not any(re.search(r"running for 0(\.0)?s\b", lines[i]) for i in found), lines
+    assert any(re.search(r"running for 0\.[1-9]s\b", lines[i]) for i in found), lines

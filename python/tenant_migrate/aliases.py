@@ -24,6 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from . import _core
 from .connections import (
     TenantConfigError,
+    master_file_missing,
     register_alias,
     tenant_aliases,
     tenant_settings,
@@ -144,7 +145,7 @@ def unknown_alias_message(alias: str, exc: BaseException) -> str | None:
     if isinstance(exc, TenantConfigError):
         return " ".join(str(exc).split())
     text = str(exc)
-    if "Run 'python manage.py migrate' first." not in text and _master_file_missing():
+    if "Run 'python manage.py migrate' first." not in text and master_file_missing():
         text = registry_missing_text()
     if "Run 'python manage.py migrate' first." in text:
         # Before the master's migrate: no registry, so no tenant can be named yet.
@@ -153,15 +154,6 @@ def unknown_alias_message(alias: str, exc: BaseException) -> str | None:
         reason = " ".join(text.split())
         return f"No database alias is named {alias!r}, and the tenant registry cannot be read: {reason}"
     return None
-
-
-def _master_file_missing() -> bool:
-    """A SQLite master not even created yet (nothing has run ``migrate``)."""
-    master = settings.DATABASES.get(DEFAULT_DB_ALIAS) or {}
-    if not str(master.get("ENGINE", "")).endswith("sqlite3"):
-        return False
-    name = str(master.get("NAME") or "")
-    return bool(name) and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name)
 
 
 def takes_database_alias(argv: Sequence[str]) -> bool:

@@ -45,6 +45,7 @@ from .connections import (
     master_params,
     milliseconds,
     printable,
+    reading_master,
     register_alias,
     reset_session_path,
     rust_params,
@@ -272,14 +273,16 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
                 f"Please create one with the tenant id '{tenant_id}' first."
             )
         return _row(tenant)
-    return _core.lookup_tenant(master_params(), registry_json(), tenant_id)
+    with reading_master():
+        return _core.lookup_tenant(master_params(), registry_json(), tenant_id)
 
 
 def list_tenants() -> list[Any]:
     if _master_in_memory():
         tenants = get_tenant_model()._default_manager.using(master_alias())
         return [_row(t) for t in tenants.order_by(ordering())]
-    return _core.list_tenants(master_params(), registry_json())
+    with reading_master():
+        return _core.list_tenants(master_params(), registry_json())
 
 
 class DjangoHooks:
@@ -684,7 +687,8 @@ class Output:
     def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
         if self.verbosity >= min_verbosity:
             with self.lock:
-                self.stdout.write(self.prefix + text, style_func)
+                # Each line of a multi-line text (an error's "Statement: ...") says whose it is.
+                self.stdout.write(self.prefix + text.replace("\n", "\n" + self.prefix), style_func)
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
         self.current = ("Unapplying " if backwards else "") + migration_label(app, name)
@@ -1028,7 +1032,10 @@ def _run(
         out.write("  No migrations to apply.")
         if opts.verbosity >= 1:
             unreflected_changes_notice(out, shared)
-    shares_terminal = same_terminal(out.stdout, sys.stderr)
+    shares_terminal = same_terminal(out.stdout, sys.stderr) and not out.whole_lines
+    if opts.heartbeat > 0 and not out.stdout.isatty():
+        # In a log a beat would land in the middle of "name ... OK": print the line whole.
+        out.whole_lines = True
     heartbeat = Heartbeat(
         sys.stderr,
         opts.heartbeat,

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
-from tenant_migrate.connections import TenantConfigError, printable
+from tenant_migrate.connections import MasterUnreachable, TenantConfigError, printable
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.graph import GraphError, graph_json
 from tenant_migrate.lifecycle import Storage, base_storage, storage_of
@@ -28,7 +28,9 @@ class Command(BaseCommand):
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
-            if isinstance(exc, (Error, _core.TenantMigrateError, TenantConfigError, GraphError)):
+            if isinstance(
+                exc, (Error, _core.TenantMigrateError, TenantConfigError, GraphError, MasterUnreachable)
+            ):
                 raise to_command_error(exc) from exc
             raise Error(f"Cannot list tenants: {type(exc).__name__}: {exc}") from exc
 

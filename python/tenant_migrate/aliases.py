@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import _core
 from .connections import (
+    MasterUnreachable,
     TenantConfigError,
     master_file_missing,
     register_alias,
@@ -78,7 +79,7 @@ class TenantAwareSettings(dict):  # type: ignore[type-arg]
             return False
         try:
             tenant_alias(alias)
-        except (_core.TenantMigrateError, ValueError):
+        except (_core.TenantMigrateError, ValueError, MasterUnreachable):
             return False
         return dict.__contains__(self, alias)
 
@@ -125,7 +126,7 @@ def register_from_argv(argv: Sequence[str]) -> None:
         install()
         try:
             tenant_alias(alias)
-        except (_core.TenantMigrateError, ValueError) as exc:
+        except (_core.TenantMigrateError, ValueError, MasterUnreachable) as exc:
             problem = unknown_alias_message(alias, exc)
             if problem is not None and takes_database_alias(argv):
                 sys.stderr.write(f"Error: {problem}\n")
@@ -150,7 +151,7 @@ def unknown_alias_message(alias: str, exc: BaseException) -> str | None:
     if "Run 'python manage.py migrate' first." in text:
         # Before the master's migrate: no registry, so no tenant can be named yet.
         return f"No database alias is named {alias!r}, and there are no tenants yet: {text}"
-    if isinstance(exc, _core.TenantMigrateError):
+    if isinstance(exc, (_core.TenantMigrateError, MasterUnreachable)):
         reason = " ".join(text.split())
         return f"No database alias is named {alias!r}, and the tenant registry cannot be read: {reason}"
     return None

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
-from tenant_migrate.connections import TenantConfigError, printable
+from tenant_migrate.connections import MasterUnreachable, TenantConfigError, printable
 from tenant_migrate.errors import Error, to_command_error
 from tenant_migrate.lifecycle import (
     NOTHING_DONE,
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         except Exception as exc:
             if options.get("traceback") and not isinstance(exc, Error):
                 raise
-            if isinstance(exc, (Error, _core.TenantMigrateError, TenantConfigError)):
+            if isinstance(exc, (Error, _core.TenantMigrateError, TenantConfigError, MasterUnreachable)):
                 raise to_command_error(exc, tenant_id) from exc
             raise Error(
                 f"Cannot delete tenant '{printable(tenant_id)}': {type(exc).__name__}: {exc}"

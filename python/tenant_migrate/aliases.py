@@ -23,12 +23,13 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import _core
 from .connections import (
+    master_file_missing,
     register_alias,
     tenant_aliases,
     tenant_settings,
     unknown_tenant,
 )
-from .exceptions import TenantConfigError
+from .exceptions import MasterUnreachable, TenantConfigError
 from .registry import registry_missing_text
 
 
@@ -77,7 +78,7 @@ class TenantAwareSettings(dict):  # type: ignore[type-arg]
             return False
         try:
             tenant_alias(alias)
-        except (_core.TenantMigrateError, ValueError):
+        except (_core.TenantMigrateError, ValueError, MasterUnreachable):
             return False
         return dict.__contains__(self, alias)
 
@@ -124,7 +125,7 @@ def register_from_argv(argv: Sequence[str]) -> None:
         install()
         try:
             tenant_alias(alias)
-        except (_core.TenantMigrateError, ValueError) as exc:
+        except (_core.TenantMigrateError, ValueError, MasterUnreachable) as exc:
             problem = unknown_alias_message(alias, exc)
             if problem is not None and takes_database_alias(argv):
                 sys.stderr.write(f"Error: {problem}\n")
@@ -144,24 +145,15 @@ def unknown_alias_message(alias: str, exc: BaseException) -> str | None:
     if isinstance(exc, TenantConfigError):
         return " ".join(str(exc).split())
     text = str(exc)
-    if "Run 'python manage.py migrate' first." not in text and _master_file_missing():
+    if "Run 'python manage.py migrate' first." not in text and master_file_missing():
         text = registry_missing_text()
     if "Run 'python manage.py migrate' first." in text:
         # Before the master's migrate: no registry, so no tenant can be named yet.
         return f"No database alias is named {alias!r}, and there are no tenants yet: {text}"
-    if isinstance(exc, _core.TenantMigrateError):
+    if isinstance(exc, (_core.TenantMigrateError, MasterUnreachable)):
         reason = " ".join(text.split())
         return f"No database alias is named {alias!r}, and the tenant registry cannot be read: {reason}"
     return None
-
-
-def _master_file_missing() -> bool:
-    """A SQLite master not even created yet (nothing has run ``migrate``)."""
-    master = settings.DATABASES.get(DEFAULT_DB_ALIAS) or {}
-    if not str(master.get("ENGINE", "")).endswith("sqlite3"):
-        return False
-    name = str(master.get("NAME") or "")
-    return bool(name) and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name)
 
 
 def takes_database_alias(argv: Sequence[str]) -> bool:

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from . import _core
+from . import _core, report
 from .budget import fit_jobs
 from .connections import tenant_settings, vendor_of
 from .exceptions import UnappliedMigrations
@@ -24,6 +24,7 @@ from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
 from .management.errors import to_command_error
 from .output import Output
+from .progress import progress_for
 from .run.flow import migrate_record
 from .run.options import MigrateOptions
 from .run.shared import Shared
@@ -33,9 +34,9 @@ from .status import as_json, dump_json, read_standings, select_tenants
 @dataclass
 class TenantOutcome:
     tenant_id: str
-    status: (
-        str  # "migrated", "up-to-date", "planned", "pending", "failed", "skipped", "missing", "interrupted"
-    )
+    # "migrated", "up-to-date", "planned", "pending", "failed", "missing", "not-reached",
+    # "interrupted": see report.py for what each means.
+    status: str
     seconds: float = 0.0
     applied: list[str] = field(default_factory=list)
     replayed: int = 0
@@ -43,47 +44,6 @@ class TenantOutcome:
     via_django: int = 0
     drift: int = 0
     error: str | None = None
-
-
-class Progress:
-    """done/total, failures, rate and time left: one updated line on a terminal, plain lines
-    (at most every few seconds) otherwise."""
-
-    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = enabled and total > 0
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.done = 0
-        self.failed = 0
-        self.started = time.monotonic()
-        self.last_print = 0.0
-        self.lock = threading.Lock()
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate > 0 else 0.0
-        return (
-            f"Progress: {self.done}/{self.total} tenants, {self.failed} failed, "
-            f"{rate:.1f} tenants/s, about {left:.0f}s left"
-        )
-
-    def step(self, failed: bool) -> None:
-        if not self.enabled:
-            return
-        with self.lock:
-            self.done += 1
-            self.failed += int(failed)
-            now = time.monotonic()
-            final = self.done == self.total
-            if self.tty:
-                self.stream.write("\r\x1b[K" + self.line() + ("\n" if final else ""))
-                self.stream.flush()
-            elif final or now - self.last_print >= 5.0:
-                self.stream.write(self.line() + "\n")
-                self.stream.flush()
-                self.last_print = now
 
 
 def server_key(record: _core.TenantRecord) -> tuple[str, str, str]:
@@ -146,6 +106,7 @@ class AllTenantsRun:
         batch_size: int | None = None,
         batch_pause: float = 0.0,
         journal_arguments: dict[str, Any] | None = None,
+        color: bool = True,
     ) -> None:
         self.opts = opts
         self.jobs = max(1, jobs)
@@ -161,7 +122,12 @@ class AllTenantsRun:
         self.batch_pause = batch_pause
         self.journal_arguments = journal_arguments
         self.journal: Journal | None = None
+        # Why tenants were not reached, when some were not.
+        self.stopped_by = "--fail-fast"
         self.stdout = stdout
+        # Where tenant lines go: stdout, or above the progress bar while one is shown there.
+        self.lines = stdout
+        self.color = color
         self.style = style
         self.progress_stream = progress
         self.json_report = json_report
@@ -196,7 +162,7 @@ class AllTenantsRun:
 
     def say(self, text: str) -> None:
         if not self.json_report and self.opts.verbosity >= 1:
-            self.stdout.write(text)
+            self.lines.write(text)
 
     def probe(
         self, records: list[_core.TenantRecord], shared: Shared
@@ -249,18 +215,55 @@ class AllTenantsRun:
             self.journal = Journal(self.journal_arguments, journaled)
             for outcome in settled.values():
                 self.journal.record(outcome.tenant_id, outcome.status, 0.0, outcome.error)
-        progress = Progress(len(to_run), self.progress_stream, enabled=not self.opts.plan)
+        progress = progress_for(
+            len(to_run),
+            None if self.json_report else self.stdout,
+            self.progress_stream,
+            enabled=not self.opts.plan,
+            color=self.color,
+        )
+        with progress:
+            self.lines = progress.lines(self.stdout)
+            try:
+                settled = self.run_waves(to_run, settled, shared, progress, jobs)
+            finally:
+                self.lines = self.stdout
+        if INTERRUPTER.fired.is_set():
+            self.stopped_by = "interrupted"
+        outcomes = []
+        for record in records:
+            if record.tenant_id in settled:
+                outcomes.append(settled[record.tenant_id])
+            elif record.tenant_id in to_run_ids:
+                outcome = TenantOutcome(
+                    record.tenant_id, "not-reached", error=f"not reached ({self.stopped_by})"
+                )
+                outcomes.append(outcome)
+                if self.journal is not None:
+                    self.journal.record(outcome.tenant_id, outcome.status, 0.0, outcome.error)
+        if self.journal is not None:
+            self.journal.finish()
+        return outcomes
+
+    def run_waves(
+        self,
+        to_run: list[_core.TenantRecord],
+        settled: dict[str, TenantOutcome],
+        shared: Shared,
+        progress: Any,
+        jobs: int,
+    ) -> dict[str, TenantOutcome]:
         # Ctrl-C: no new tenant, no new wave, and the pause between waves ends at once.
         INTERRUPTER.register(self.stop.set)
         size = self.batch_size or max(1, len(to_run))
         waves = [to_run[i : i + size] for i in range(0, len(to_run), size)]
-        stopped_by = "--fail-fast"
+        self.stopped_by = "--fail-fast"
         for number, wave in enumerate(waves, start=1):
             if number > 1:
                 failed_before = any(o.status == "failed" for o in settled.values())
                 if failed_before and not self.waves_continue:
                     self.stop.set()
-                    stopped_by = "an earlier wave failed"
+                    self.stopped_by = "an earlier wave failed"
                 if self.stop.is_set():
                     break
                 if self.batch_pause > 0:
@@ -274,23 +277,10 @@ class AllTenantsRun:
                 )
             for outcome in self.run_wave(wave, shared, progress, jobs):
                 settled[outcome.tenant_id] = outcome
-        if INTERRUPTER.fired.is_set():
-            stopped_by = "interrupted"
-        outcomes = []
-        for record in records:
-            if record.tenant_id in settled:
-                outcomes.append(settled[record.tenant_id])
-            elif record.tenant_id in to_run_ids:
-                outcome = TenantOutcome(record.tenant_id, "skipped", error=f"not reached ({stopped_by})")
-                outcomes.append(outcome)
-                if self.journal is not None:
-                    self.journal.record(outcome.tenant_id, "skipped", 0.0, outcome.error)
-        if self.journal is not None:
-            self.journal.finish()
-        return outcomes
+        return settled
 
     def run_wave(
-        self, records: list[_core.TenantRecord], shared: Shared, progress: Progress, jobs: int
+        self, records: list[_core.TenantRecord], shared: Shared, progress: Any, jobs: int
     ) -> list[TenantOutcome]:
         """Migrate ``records`` with ``jobs`` threads; outcomes are journaled by this thread as
         they arrive."""
@@ -336,7 +326,7 @@ class AllTenantsRun:
 
     def one(self, record: _core.TenantRecord, shared: Shared) -> TenantOutcome:
         verbosity = 0 if self.json_report else self.opts.verbosity
-        out = Output(self.stdout, self.style, verbosity, prefix=f"[{record.tenant_id}] ", whole_lines=True)
+        out = Output(self.lines, self.style, verbosity, prefix=f"[{record.tenant_id}] ", whole_lines=True)
         began = time.monotonic()
         try:
             report = migrate_record(record, self.opts, out, shared)
@@ -359,7 +349,7 @@ class AllTenantsRun:
                 "up-to-date",
                 "failed",
                 "interrupted",
-                "skipped",
+                "not-reached",
                 "missing",
                 "pending",
                 "planned",
@@ -390,40 +380,34 @@ class AllTenantsRun:
             return
         if self.opts.verbosity < 1:
             return
-        parts = [
-            f"{summary[k]} {k}"
-            for k in ("migrated", "up-to-date", "failed", "interrupted", "skipped", "missing", "pending")
-            if summary[k]
-        ]
         self.stdout.write(
-            self.style.MIGRATE_HEADING(f"Summary: {summary['tenants']} tenants in {seconds:.1f}s")
-            + (": " + ", ".join(parts) if parts else "")
+            self.style.MIGRATE_HEADING(f"Summary: {summary['tenants']:,} tenants in {seconds:.1f}s")
+            + (": " + report.counts(summary) if report.counts(summary) else "")
             + "."
         )
-        if summary["replayed"] or summary["compiled"] or summary["drift"]:
-            self.stdout.write(
-                f"  Migrations: {summary['replayed']} replayed, {summary['compiled']} compiled, "
-                f"{summary['via_django']} run by Django; {summary['drift']} compiled again because "
-                "the tenant's state differed."
-            )
-        failed = [o for o in outcomes if o.status in ("failed", "interrupted", "skipped")]
-        if failed:
-            self.stdout.write(self.style.ERROR("Failed tenants:"))
-            for o in failed:
-                first, *rest = (o.error or "").splitlines() or [""]
-                self.stdout.write(f"  {o.tenant_id}: {first}")
-                for line in rest:
-                    self.stdout.write(f"    {line}")
-        missing = [o for o in outcomes if o.status == "missing"]
-        if missing:
-            self.stdout.write(self.style.WARNING("Missing tenants (skipped):"))
-            for o in missing:
-                self.stdout.write(f"  {o.tenant_id}: {o.error}")
-        pending = [o for o in outcomes if o.status == "pending"]
-        if pending:
-            self.stdout.write("Tenants with unapplied migrations:")
-            for o in pending:
-                self.stdout.write(f"  {o.tenant_id}")
+        for line in report.routes(
+            summary["replayed"], summary["compiled"], summary["via_django"], summary["drift"]
+        ):
+            self.stdout.write(line)
+
+        def rows(status: str) -> list[tuple[str, str]]:
+            return [(o.tenant_id, o.error or "") for o in outcomes if o.status == status]
+
+        write = self.stdout.write
+        report.listing(write, self.style.ERROR("Failed tenants:"), rows("failed"), "failed")
+        report.listing(
+            write,
+            self.style.ERROR("Interrupted tenants (the migration in progress was rolled back):"),
+            rows("interrupted"),
+            "interrupted",
+        )
+        unreached = rows("not-reached")
+        if len(unreached) > report.LISTED:
+            write(self.style.ERROR(f"{report.counted(len(unreached), 'not reached')} ({self.stopped_by})."))
+        else:
+            report.listing(write, self.style.ERROR("Tenants not reached:"), unreached, "not reached")
+        report.listing(write, self.style.WARNING("Missing tenants (skipped):"), rows("missing"), "missing")
+        report.listing(write, "Tenants with unapplied migrations:", rows("pending"), "pending")
         if lost is not None and self.journal is not None:
             self.stdout.write(
                 self.style.WARNING(
@@ -461,16 +445,20 @@ class AllTenantsRun:
                 ("error", "Tenants whose history could not be read:", self.style.ERROR),
             )
             for state, title, style in sections:
-                chosen = [s for s in standings if s.state == state]
-                if not chosen:
-                    continue
-                self.stdout.write(title, style)
-                for s in chosen:
-                    detail = ", ".join(s.lacks()) if state == "pending" else (s.error or "").splitlines()[0]
-                    self.stdout.write(f"  {s.tenant_id}: {detail}")
-            parts = [f"{count[k]} {k}" for k in STATES if count[k]]
+                rows = [
+                    (
+                        s.tenant_id,
+                        ", ".join(s.lacks_labels())
+                        if state == "pending"
+                        else (s.error or "").splitlines()[0],
+                    )
+                    for s in standings
+                    if s.state == state
+                ]
+                report.listing(self.stdout.write, style(title) if style else title, rows, state)
+            parts = [report.counted(count[k], k) for k in STATES if count[k]]
             self.stdout.write(
-                self.style.MIGRATE_HEADING(f"Summary: {len(standings)} tenants")
+                self.style.MIGRATE_HEADING(f"Summary: {len(standings):,} tenants")
                 + (": " + ", ".join(parts) if parts else "")
                 + "."
             )

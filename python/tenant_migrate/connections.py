@@ -11,6 +11,8 @@ import copy
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 
 from . import _core, conf
-from .exceptions import TenantConfigError
+from .exceptions import MasterUnreachable, TenantConfigError
 from .registry import defaults_for
 
 # alias -> schema, for the aliases this package registered (schema isolation has a schema).
@@ -467,6 +469,43 @@ def milliseconds(seconds: float | None) -> int | None:
 
 def master_params() -> str:
     return rust_params(connections.settings["default"])
+
+
+def master_file_missing() -> bool:
+    """A SQLite master file that does not exist (``migrate`` never ran, or NAME is wrong)."""
+    from django.conf import settings
+
+    master = settings.DATABASES.get("default") or {}
+    if not str(master.get("ENGINE", "")).endswith("sqlite3"):
+        return False
+    name = str(master.get("NAME") or "")
+    return bool(name) and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name)
+
+
+def master_missing_text() -> str:
+    from django.conf import settings
+
+    return (
+        f"The master database file {settings.DATABASES['default']['NAME']} does not exist. Run "
+        "'python manage.py migrate' first, or check DATABASES['default']['NAME']."
+    )
+
+
+@contextmanager
+def reading_master() -> Iterator[None]:
+    """Around a read of the registry by the core: a connection failure there is the master's."""
+    try:
+        yield
+    except _core.ConnectionFailed as exc:
+        if master_file_missing():
+            raise MasterUnreachable(master_missing_text()) from exc
+        reason = str(exc).strip()
+        if reason.startswith("master database "):  # the core's words for a SQLite master
+            reason = reason.split(": ", 1)[-1]
+        raise MasterUnreachable(
+            # The core's text names the server it tried.
+            f"Cannot connect to the master database\n{reason}"
+        ) from exc
 
 
 def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None) -> None:

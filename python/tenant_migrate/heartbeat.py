@@ -3,8 +3,10 @@ runs and, on PostgreSQL, what it waits for (a lock held by which other process).
 
 It runs in a thread of its own: the Rust core releases the interpreter while it talks to the
 database, so the heartbeat keeps beating while a statement is blocked. On a terminal it is one
-live line, redrawn in place and cleared before the migration's result is printed; otherwise
-(a log, CI) each beat is a plain line of its own.
+live line, redrawn in place and cleared before the migration's result is printed; under the
+progress bar of ``migratealltenants`` it is a live line of that display (``BOARDS``);
+otherwise (a log, CI) each beat is a plain line of its own, and the migration's line is printed
+whole once it is done (see ``runner._run``), so a beat is never spliced into it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,20 @@ FROM pg_catalog.pg_stat_activity a WHERE a.pid = %s
 """
 
 CLEAR = "\r\033[K"
+
+# The live display beats are shown on while one is up (a run's progress bar): anything with
+# ``beat(tenant_id, text or None)``.
+BOARDS: list[Any] = []
+
+
+def duration(seconds: float) -> str:
+    """``0.4s``, ``12s``, ``3m 05s``: never "0s" for a step that has been running."""
+    if seconds < 10:
+        return f"{max(seconds, 0.1):.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m {rest:02d}s"
 
 
 def same_terminal(stdout: Any, stderr: TextIO) -> bool:
@@ -64,6 +80,7 @@ class Heartbeat:
             self.live = stream.isatty()
         except (AttributeError, ValueError):
             self.live = False
+        self.board = BOARDS[-1] if BOARDS else None
         self.drawn = False
         self.current: tuple[str, float] | None = None
         # While the step runs through Django: its connection's server process and statement.
@@ -89,8 +106,9 @@ class Heartbeat:
             self.monitor.close()
 
     def step(self, label: str | None) -> None:
-        self.clear()
+        # Cleared and changed at once: a beat drawn in between would outlive its step.
         with self.lock:
+            self._clear()
             self.current = (label, time.monotonic()) if label else None
             self.via_django = False
             self.django_statement = None
@@ -106,10 +124,17 @@ class Heartbeat:
     def clear(self) -> None:
         """Take the live line back, so that what is printed next lands where it belongs."""
         with self.lock:
-            if self.drawn:
-                self.stream.write(CLEAR + self.open_line())
-                self.stream.flush()
-                self.drawn = False
+            self._clear()
+
+    def _clear(self) -> None:
+        if not self.drawn:
+            return
+        if self.board is not None:
+            self.board.beat(self.tenant_id, None)
+        else:
+            self.stream.write(CLEAR + self.open_line())
+            self.stream.flush()
+        self.drawn = False
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -119,13 +144,17 @@ class Heartbeat:
                 continue
             label, began = current
             elapsed = time.monotonic() - began
-            text = f"[heartbeat] tenant '{self.tenant_id}': {label} running for {elapsed:.0f}s"
+            text = f"[heartbeat] tenant '{self.tenant_id}': {label} running for {duration(elapsed)}"
             detail = self.detail()
             if detail:
                 text += f"; {detail}"
             with self.lock:
                 if self.current != current:
                     continue  # the step ended while the database was asked
+                if self.board is not None:
+                    self.board.beat(self.tenant_id, text)
+                    self.drawn = True
+                    continue
                 if self.live:
                     prefix = self.open_line()
                     line = (prefix + " " if prefix else "") + text

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connections
 
 from . import _core
-from .connections import check_tenant_id, master_params
+from .connections import check_tenant_id, master_params, reading_master
 from .context import master_alias
 from .registry import get_tenant_model, id_filter, ordering, record_values, registry_json
 
@@ -48,11 +48,13 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
                 f"Please create one with the tenant id '{tenant_id}' first."
             )
         return _row(tenant)
-    return _core.lookup_tenant(master_params(), registry_json(), tenant_id)
+    with reading_master():
+        return _core.lookup_tenant(master_params(), registry_json(), tenant_id)
 
 
 def list_tenants() -> list[Any]:
     if _master_in_memory():
         tenants = get_tenant_model()._default_manager.using(master_alias())
         return [_row(t) for t in tenants.order_by(ordering())]
-    return _core.list_tenants(master_params(), registry_json())
+    with reading_master():
+        return _core.list_tenants(master_params(), registry_json())

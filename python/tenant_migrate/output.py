@@ -49,7 +49,8 @@ class Output:
     def write(self, text: str, style_func: Any = None, min_verbosity: int = 1) -> None:
         if self.verbosity >= min_verbosity:
             with self.lock:
-                self.stdout.write(self.prefix + text, style_func)
+                # Each line of a multi-line text (an error's "Statement: ...") says whose it is.
+                self.stdout.write(self.prefix + text.replace("\n", "\n" + self.prefix), style_func)
 
     def step_started(self, app: str, name: str, backwards: bool) -> None:
         self.current = ("Unapplying " if backwards else "") + migration_label(app, name)

@@ -25,6 +25,7 @@ from .connections import (
 )
 from .exceptions import TenantConfigError, TenantRunError
 from .lookup import list_tenants
+from .output import migration_label
 
 
 @dataclass
@@ -51,8 +52,13 @@ class Standing:
         return f"{self.history[-1][0]}.{self.history[-1][1]}" if self.history else None
 
     def lacks(self) -> list[str]:
-        """The plan as ``app.name`` (``-app.name`` for a migration to unapply)."""
+        """The plan as JSON names it: ``app.name`` (``-app.name`` for a migration to unapply)."""
         return [f"{'-' if back else ''}{app}.{name}" for app, name, back in self.plan]
+
+    def lacks_labels(self) -> list[str]:
+        """The plan as human output names it, as ``--plan`` does: ``app/name.py``
+        (``Unapply app/name.py`` for a migration to unapply)."""
+        return [f"{'Unapply ' if back else ''}{migration_label(app, name)}" for app, name, back in self.plan]
 
 
 def _error_text(status: _core.TenantStatus) -> str:
@@ -207,7 +213,8 @@ def summary_lines(standings: Sequence[Standing], apps: Sequence[str] | None = No
             state = s.state + (f" ({s.error.splitlines()[0]})" if s.error else "")
             rows.append((s.tenant_id, "-", "-", "-", state))
             continue
-        rows.append((s.tenant_id, str(len(s.history)), str(len(s.plan)), s.last_migration or "-", s.state))
+        last = migration_label(*s.history[-1][:2]) if s.history else "-"
+        rows.append((s.tenant_id, str(len(s.history)), str(len(s.plan)), last, s.state))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return [
         f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}"

@@ -5,32 +5,12 @@ tests/integration/test_postgres.py::test_heartbeat_names_the_blocking_process.)"
 
 from __future__ import annotations
 
-import os
-import pty
+import re
 import subprocess
 import sys
-import time
 
+from helpers.processes import SLOW_SQL, slow_migration
 from helpers.project import Project
-
-# Long enough for several beats at --heartbeat=0.2 on any machine, short enough for a test.
-SLOW_SQL = (
-    "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-    "WHERE x < 3000000) SELECT x FROM c"
-)
-
-
-def slow_migration(project: Project, through_django: bool) -> None:
-    python = "        migrations.RunPython(migrations.RunPython.noop),\n" if through_django else ""
-    project.add_migration(
-        "products",
-        "0002_big",
-        "from django.db import migrations\n\n"
-        "class Migration(migrations.Migration):\n"
-        "    dependencies = [('products', '0001_initial')]\n"
-        "    operations = [\n" + python + f"        migrations.RunSQL({SLOW_SQL!r}, 'DROP TABLE big'),\n"
-        "    ]\n",
-    )
 
 
 def beats(stderr: str) -> list[str]:
@@ -106,37 +86,10 @@ def test_heartbeat_on_a_terminal_is_one_live_line_cleared_before_the_result(proj
     project.create_tenant("acme", "ACME Corporation")
     project.manage("migratetenant", "--tenant-id=acme", "products")
     slow_migration(project, through_django=False)
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "migratetenant",
-            "--tenant-id=acme",
-            "products",
-            "--heartbeat=0.2",
-            "--no-color",
-        ],
-        cwd=project.root,
-        env={**project.env, "COLUMNS": "400"},
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
+    status, raw = project.in_terminal(
+        "migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2", "--no-color", width=400
     )
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # the terminal's other end closed: the command is done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    assert proc.wait(timeout=60) == 0
-    raw = b"".join(chunks).decode()
+    assert status == 0, raw
     # It was drawn in place, on the migration's own line...
     drawn = "\r\x1b[K  products/0002_big.py ... [heartbeat] tenant 'acme': products/0002_big.py running for"
     assert drawn in raw
@@ -148,3 +101,31 @@ def test_heartbeat_on_a_terminal_is_one_live_line_cleared_before_the_result(proj
         "Migrations completed successfully for tenant 'acme'.",
     ]
     assert not any("[heartbeat]" in line for line in shown), shown
+
+
+def test_in_a_log_a_beat_is_a_line_of_its_own_that_never_outlives_its_migration(project: Project) -> None:
+    """stdout and stderr in one log file (``2>&1``): each migration's line whole, each beat on
+    a line of its own before that migration's result, and none says "running for 0s"."""
+    project.create_tenant("acme", "ACME Corporation")
+    project.manage("migratetenant", "--tenant-id=acme", "products")
+    slow_migration(project, through_django=False)
+    log = project.root / "migrate.log"
+    with log.open("w") as sink:
+        status = subprocess.run(
+            [sys.executable, "manage.py", "migratetenant", "--tenant-id=acme", "products", "--heartbeat=0.2"],
+            cwd=project.root,
+            env=project.env,
+            check=False,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        ).returncode
+    assert status == 0
+    lines = log.read_text().splitlines()
+    result = lines.index("  products/0002_big.py ... OK")
+    found = [i for i, line in enumerate(lines) if "[heartbeat]" in line]
+    assert found, lines
+    assert all(lines[i].startswith("[heartbeat] tenant 'acme': ") for i in found), lines
+    assert all(i < result for i in found if "products/0002_big.py" in lines[i]), lines
+    assert not any(re.search(r"running for 0(\.0)?s\b", lines[i]) for i in found), lines
+    assert any(re.search(r"running for 0\.[1-9]s\b", lines[i]) for i in found), lines

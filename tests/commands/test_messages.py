@@ -248,3 +248,63 @@ def test_help_shows_the_jobs_default_of_this_machine(bare: Project) -> None:
     assert re.search(r"--jobs N Tenants migrated concurrently \(default: \d+", text), text
     text = " ".join(bare.manage("showtenantmigrations", "--help").stdout.split())
     assert "(default: 8)" in text, text
+
+
+# --- unreachable servers and a missing master ---------------------------------------------
+
+
+def test_showmigrations_of_a_tenant_whose_server_is_unreachable_is_one_line(
+    tmp_path: Path, pg_prefix: str
+) -> None:
+    from helpers.project import make_tenant, pg_project
+
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "database")
+    port = closed_port()
+    project.manage(
+        "shell",
+        "-c",
+        "from tenant_migrate.models import Tenant\n"
+        f"Tenant.objects.filter(tenant_id='acme').update(connection={{'HOST': '127.0.0.1', 'PORT': {port}}})",
+    )
+    proc = project.manage("showmigrations", "--database=acme", check=False)
+    line = only_line(proc)
+    assert line.count("\n") == 1 and line.startswith("Error: Cannot connect to tenant database 'acme': "), (
+        line
+    )
+    assert f'"127.0.0.1", port {port}' in line, line
+
+
+@pytest.mark.parametrize(
+    "command", [("migratetenant", "--tenant-id=acme"), ("listtenants",), ("migratealltenants",)]
+)
+def test_an_unreachable_master_is_called_the_master(
+    tmp_path: Path, pg_prefix: str, command: tuple[str, ...]
+) -> None:
+    from helpers.project import pg_project
+
+    project = pg_project(tmp_path, pg_prefix)
+    port = closed_port()
+    proc = project.manage(*command, check=False, env={"TM_PG_HOST": "127.0.0.1", "TM_PG_PORT": str(port)})
+    line = only_line(proc)
+    assert line.startswith("Error: Cannot connect to the master database"), line
+    assert "tenant database" not in line and f"port {port}" in line, line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("migratetenant", "--tenant-id=acme"),
+        ("listtenants",),
+        ("showtenantmigrations",),
+        ("createtenant", "--tenant-id=acme", "--no-input"),
+    ],
+)
+def test_a_missing_sqlite_master_file_says_so(tmp_path: Path, command: tuple[str, ...]) -> None:
+    project = make_project(tmp_path, master=False)
+    missing = tmp_path / "nowhere" / "master.sqlite3"
+    proc = project.manage(*command, check=False, env={"TM_MASTER_SQLITE": str(missing)})
+    assert only_line(proc) == (
+        f"Error: The master database file {missing} does not exist. Run 'python manage.py migrate' "
+        "first, or check DATABASES['default']['NAME'].\n"
+    )

@@ -114,10 +114,10 @@ def test_summary_json_selection_and_missing_tenants(project: Project) -> None:
     proc = project.manage("showtenantmigrations", "--summary")
     missing = f"missing (database file {project.tenant_db('initech')} does not exist)"
     assert proc.stdout.splitlines() == [
-        "tenant   applied  pending  last migration       state",
-        "acme           4        0  orders.0001_initial  up-to-date",
-        "globex         1        3  users.0001_initial   pending",
-        f"initech        -        -  -                    {missing}",
+        "tenant   applied  pending  last migration          state",
+        "acme           4        0  orders/0001_initial.py  up-to-date",
+        "globex         1        3  users/0001_initial.py   pending",
+        f"initech        -        -  -                       {missing}",
     ]
     # A missing tenant is reported, not an error, unless --strict.
     out = project.manage("showtenantmigrations").stdout

@@ -252,7 +252,7 @@ def test_error_failing_migration_keeps_earlier_and_applies_nothing_of_itself(pro
     assert proc.stdout.splitlines()[-1] == "  products/0002_broken.py ... FAILED"
     assert_clean_error(
         proc,
-        "Error: Migration products.0002_broken failed for tenant 'acme': no such table: no_such_table\n"
+        "Error: Migration products/0002_broken.py failed for tenant 'acme': no such table: no_such_table\n"
         "Statement: INSERT INTO no_such_table VALUES (1)",
     )
     assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
@@ -282,7 +282,7 @@ def test_error_failing_migration_applied_by_django_names_migration_and_statement
     proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
     assert proc.stdout.splitlines()[-1] == "  products/0002_broken.py ... FAILED"
     assert proc.stderr == (
-        "Error: Migration products.0002_broken failed for tenant 'acme': no such table: no_such_table\n"
+        "Error: Migration products/0002_broken.py failed for tenant 'acme': no such table: no_such_table\n"
         "Statement: INSERT INTO no_such_table VALUES (7)\n"
     )
     assert proc.returncode == 1
@@ -300,7 +300,8 @@ def test_error_failing_migration_applied_by_django_names_migration_and_statement
     )
     proc = project.manage("migratetenant", "--tenant-id=acme", "products", check=False)
     assert proc.stderr == (
-        "Error: Migration products.0002_broken failed for tenant 'acme': ValueError: no stock data for acme\n"
+        "Error: Migration products/0002_broken.py failed for tenant 'acme': "
+        "ValueError: no stock data for acme\n"
     )
     assert proc.returncode == 1
     assert migration_rows(project.tenant_db("acme")) == [("products", "0001_initial")]
@@ -477,7 +478,7 @@ def test_irreversible_migration_refused_on_the_way_back(project: Project) -> Non
     proc = project.manage("migratetenant", "--tenant-id=acme", "products", "0001", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(
-        "Error: Migration products.0002_oneway failed for tenant 'acme': IrreversibleError: Operation "
+        "Error: Migration products/0002_oneway.py failed for tenant 'acme': IrreversibleError: Operation "
     ), proc.stderr
     assert "products.0002_oneway is not reversible" in proc.stderr
     assert ("products", "0002_oneway") in migration_rows(project.tenant_db("acme"))

@@ -63,3 +63,23 @@ def slow_project(tmp_path: Path, source: str = SLOW_PYTHON) -> tuple[Project, Pa
     marker = tmp_path / "marker"
     project.env["TM_MARKER"] = str(marker)
     return project, marker
+
+
+# Long enough for several beats at --heartbeat=0.2 on any machine, short enough for a test.
+SLOW_SQL = (
+    "CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+    "WHERE x < 3000000) SELECT x FROM c"
+)
+
+
+def slow_migration(project: Project, through_django: bool) -> None:
+    python = "        migrations.RunPython(migrations.RunPython.noop),\n" if through_django else ""
+    project.add_migration(
+        "products",
+        "0002_big",
+        "from django.db import migrations\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('products', '0001_initial')]\n"
+        "    operations = [\n" + python + f"        migrations.RunSQL({SLOW_SQL!r}, 'DROP TABLE big'),\n"
+        "    ]\n",
+    )

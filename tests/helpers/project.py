@@ -4,12 +4,17 @@ and the SQLite files it leaves, read back."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 import uuid
 from pathlib import Path
 
@@ -55,6 +60,34 @@ class Project:
 
     def tenant_db(self, tenant_id: str) -> Path:
         return self.tenant_dir / f"{tenant_id}_db.sqlite3"
+
+    def in_terminal(self, *args: str, width: int = 100, env: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run manage.py with stdout and stderr on one pseudo-terminal ``width`` columns wide:
+        its exit status and everything it wrote there."""
+        controller, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, width, 0, 0))
+        run_env = {k: v for k, v in self.env.items() if k not in ("COLUMNS", "LINES")}
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=self.root,
+            env={**run_env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        chunks = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end closed: the command is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(controller)
+        return proc.wait(timeout=60), b"".join(chunks).decode()
 
     def create_tenant(self, tenant_id: str, name: str | None = None, *extra: str) -> None:
         self.manage(

@@ -135,7 +135,7 @@ def test_failing_statement_names_tenant_migration_and_statement(
     proc = project.manage("migratetenant", "--tenant-id=acme", *extra, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [
-        "Error: Migration products.0002_broken failed for tenant 'acme': "
+        "Error: Migration products/0002_broken.py failed for tenant 'acme': "
         'relation "no_such_table" does not exist',
         "Statement: INSERT INTO no_such_table VALUES (1)",
     ], proc.stderr

@@ -246,7 +246,7 @@ def test_postgres_lock_timeout_without_retries_fails_cleanly(tmp_path: Path, pg_
         blocker.execute("ROLLBACK")
     assert proc.returncode == 1
     assert proc.stderr.startswith(
-        "Error: Migration users.0002_alter_user_email failed for tenant 'acme': "
+        "Error: Migration users/0002_alter_user_email.py failed for tenant 'acme': "
         "canceling statement due to lock timeout"
     ), proc.stderr
     assert catalog(db, "public_acme") == before
@@ -297,7 +297,7 @@ def test_postgres_statement_timeout_rolls_back_and_retries(tmp_path: Path, pg_pr
     assert "Waited on: canceling statement due to statement timeout on: SELECT pg_sleep(30)" in proc.stdout
     assert "Rolled back; retry 1 of 1 in " in proc.stdout
     assert proc.stderr.startswith(
-        "Error: Migration users.0003_slow failed for tenant 'acme': "
+        "Error: Migration users/0003_slow.py failed for tenant 'acme': "
         "canceling statement due to statement timeout"
     ), proc.stderr
     names = {n for _, n, *_ in history(project.master, "public_acme")}  # type: ignore[attr-defined]
@@ -318,7 +318,7 @@ def test_sqlite_migratealltenants_sigint(tmp_path: Path) -> None:
     report = {t["tenant_id"]: t for t in json.loads(out)["tenants"]}
     assert report["a1"]["status"] == "interrupted"
     assert "users/0003_slow.py was rolled back" in report["a1"]["error"]
-    assert report["a2"]["status"] == report["a3"]["status"] == "skipped"
+    assert report["a2"]["status"] == report["a3"]["status"] == "not-reached"
     assert "Interrupted: 0 tenants migrated" in err
     assert "Traceback" not in err
     assert ("users", "0003_slow") not in migration_rows(project.tenant_db("a1"))

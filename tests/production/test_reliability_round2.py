@@ -122,7 +122,7 @@ def test_resume_after_ctrl_c_includes_the_interrupted_tenants(tmp_path: Path) ->
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, (out, err)
-    assert statuses(out) == {"a1": "interrupted", "a2": "skipped", "a3": "skipped"}
+    assert statuses(out) == {"a1": "interrupted", "a2": "not-reached", "a3": "not-reached"}
 
     resumed = project.manage("migratealltenants", "--resume", "--json", env={"TM_SLOW_TICKS": "1"})
     assert statuses(resumed.stdout) == {"a1": "migrated", "a2": "migrated", "a3": "migrated"}
@@ -180,7 +180,7 @@ def test_postgres_non_atomic_migration_hit_by_a_lock_timeout_stops_and_says_what
     assert "  users/0003_non_atomic.py ... FAILED" in out
     lines = err.splitlines()
     assert lines[0].startswith(
-        "Error: Migration users.0003_non_atomic failed for tenant 'acme': "
+        "Error: Migration users/0003_non_atomic.py failed for tenant 'acme': "
         "canceling statement due to lock timeout"
     ), err
     assert "not atomic" in err and "not rolled back" in err and "committed" in err

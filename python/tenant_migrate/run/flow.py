@@ -156,7 +156,10 @@ def _run(
         out.write("  No migrations to apply.")
         if opts.verbosity >= 1:
             unreflected_changes_notice(out, shared)
-    shares_terminal = same_terminal(out.stdout, sys.stderr)
+    shares_terminal = same_terminal(out.stdout, sys.stderr) and not out.whole_lines
+    if opts.heartbeat > 0 and not out.stdout.isatty():
+        # In a log a beat would land in the middle of "name ... OK": print the line whole.
+        out.whole_lines = True
     heartbeat = Heartbeat(
         sys.stderr,
         opts.heartbeat,

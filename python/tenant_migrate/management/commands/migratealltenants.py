@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from tenant_migrate import report
 from tenant_migrate.alltenants import AllTenantsRun
 from tenant_migrate.budget import connection_budget
 from tenant_migrate.interrupt import EXIT_STATUS, watch_sigint
@@ -73,6 +74,15 @@ class Command(BaseCommand):
         # None: not given (waves then stop after a failed wave; see --batch-size).
         parser.set_defaults(fail_fast=None)
         parser.add_argument("--json", action="store_true", help="Print a machine-readable report.")
+        parser.add_argument(
+            "--heartbeat",
+            type=bounded_seconds,
+            default=5.0,
+            metavar="SECONDS",
+            help="While a migration runs longer than this, say what it is doing (and, on PostgreSQL, "
+            "what it waits for) every SECONDS: a live line under the progress bar on a terminal, "
+            "a line on stderr otherwise; 0 turns it off (default %(default)g).",
+        )
         add_rollout_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -82,7 +92,7 @@ class Command(BaseCommand):
         began = time.monotonic()
         with watch_sigint() as interrupter, connection_budget():
             try:
-                opts = migrate_options(options, skip_up_to_date=True)
+                opts = migrate_options(options, skip_up_to_date=True, heartbeat=options["heartbeat"])
                 resumed = None
                 if options["resume"]:
                     opts, resumed = self.resume(options, opts)
@@ -108,6 +118,7 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     batch_pause=options["batch_pause"],
                     journal_arguments=journal_arguments(opts) if journal else None,
+                    color=not options["no_color"],
                 )
                 if options["check_unapplied"]:
                     if run.check():
@@ -122,7 +133,7 @@ class Command(BaseCommand):
         if interrupter.fired.is_set():
             done = sum(o.status == "migrated" for o in outcomes)
             self.stderr.write(
-                f"Interrupted: {done} tenants migrated; the migration in progress on each other "
+                f"Interrupted: {done:,} tenants migrated; the migration in progress on each other "
                 "tenant was rolled back; tenants not reached were left as they were.",
                 self.style.ERROR,
             )
@@ -133,11 +144,9 @@ class Command(BaseCommand):
             # The tenants' outcome stands; the template is only not used until a later run.
             problem = to_command_error(exc)
             self.stderr.write(f"Warning: the tenant template was not brought up to date: {problem}")
-        failed = [o for o in outcomes if o.status in ("failed", "skipped")]
-        if failed:
-            raise Error(
-                f"{len(failed)} of {len(outcomes)} tenants failed: {', '.join(o.tenant_id for o in failed)}"
-            )
+        failure = report.run_failed(outcomes)
+        if failure is not None:
+            raise Error(failure)
 
     def resume(self, options: dict[str, Any], given: MigrateOptions) -> tuple[MigrateOptions, list[str]]:
         """The tenants --resume runs, and the options it runs them with: the last run's target
@@ -228,7 +237,7 @@ def refresh_template(
     selected = options["tenant_ids"] or options["tenants_from"] or options["exclude"] or options["limit"]
     if not templates.enabled() or partial or selected:
         return
-    if any(o.status in ("failed", "skipped") for o in outcomes):
+    if any(o.status in ("failed", "not-reached") for o in outcomes):
         return
     for line in templates.refresh_existing(shared):
         if options["verbosity"] >= 1 and not options["json"]:

@@ -86,18 +86,23 @@ pub fn statement_text(statement: &str) -> &str {
     trimmed.strip_suffix(';').unwrap_or(trimmed).trim_end()
 }
 
-/// The text of a failed migration: which tenant, which migration, why, and (when a statement
-/// was running) the statement as the user wrote it.
+/// The text of a failed migration: which tenant, which migration (`app.name`, shown as human
+/// output names a migration: `app/name.py`), why, and (when a statement was running) the
+/// statement as the user wrote it.
 pub fn migration_failed_text(
     tenant: &str,
     migration: &str,
     reason: &str,
     statement: Option<&str>,
 ) -> String {
-    let mut text = format!("Migration {migration} failed for tenant '{tenant}': {reason}");
-    if let Some(statement) = statement {
+    let shown = match migration.split_once('.') {
+        Some((app, name)) => format!("{app}/{name}.py"),
+        None => migration.to_string(),
+    };
+    let mut text = format!("Migration {shown} failed for tenant '{tenant}': {reason}");
+    if let Some(statement) = statement.map(statement_text).filter(|s| !s.is_empty()) {
         text.push_str("\nStatement: ");
-        text.push_str(statement_text(statement));
+        text.push_str(statement);
     }
     text
 }
@@ -427,7 +432,7 @@ pub fn not_rolled_back(py: Python<'_>, cause: PyErr, tenant: String, migration: 
             .name()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "Exception".into());
-        format!("Migration {migration} failed for tenant '{tenant}': {kind}: {value}")
+        migration_failed_text(&tenant, &migration, &format!("{kind}: {value}"), None)
     };
     let message = format!("{detail}\n{}", NOT_ROLLED_BACK);
     let err = NotRolledBack::new_err((message, tenant, migration, String::new(), String::new()));
@@ -539,7 +544,7 @@ mod tests {
                 },
                 "MigrationFailed",
                 "TenantMigrateError",
-                "Migration shop.0002_x failed for tenant 'acme': canceling statement due to lock timeout\nStatement: ALTER TABLE t ADD c int".into(),
+                "Migration shop/0002_x.py failed for tenant 'acme': canceling statement due to lock timeout\nStatement: ALTER TABLE t ADD c int".into(),
             ),
             (
                 Error::MigrationFailed {

@@ -268,10 +268,11 @@ fn apply_with_django(
             Error::MigrationFailed { .. } => e.to_string(),
             // The glue replaces this with the Python exception's own text.
             Error::Hook => String::new(),
-            other => format!(
-                "Migration {} failed for tenant '{}': {other}",
-                label(step),
-                opts.tenant
+            other => crate::error::migration_failed_text(
+                opts.tenant,
+                &label(step),
+                &other.to_string(),
+                None,
             ),
         };
         Error::NotRolledBack {

@@ -30,10 +30,12 @@ ALLOWED_OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
 
 
 def quote_ident(name: str) -> str:
-    """Double-quote an identifier, doubling embedded quotes (Django's quote_name does not)."""
-    if "\0" in name:
-        raise TenantConfigError("Identifier contains a NUL character")
-    return '"' + name.replace('"', '""') + '"'
+    """Double-quote an identifier as the core does (Django's quote_name does not double
+    embedded quotes)."""
+    try:
+        return _core.quote_ident(name)
+    except _core.InvalidArgument as err:  # a NUL character
+        raise TenantConfigError(f"Identifier {err}") from err
 
 
 def tenant_aliases() -> list[str]:
@@ -147,9 +149,7 @@ def unknown_tenant(tenant_id: str) -> Exception:
         check_new_tenant_id(tenant_id)
     except TenantConfigError as err:
         return err
-    return _core.TenantNotFound(
-        f"Tenant '{tenant_id}' does not exist.\nPlease create one with the tenant id '{tenant_id}' first."
-    )
+    return _core.tenant_not_found(tenant_id)
 
 
 def check_pg_name(kind: str, name: str) -> None:

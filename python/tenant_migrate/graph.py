@@ -19,10 +19,11 @@ from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import ModelOperation
 
-from . import conf
+from . import _core, conf
 from .exceptions import TenantMigrateError
 
-GRAPH_FORMAT_VERSION = 1
+# The version of the graph's JSON form, which the core checks.
+GRAPH_FORMAT_VERSION = _core.GRAPH_FORMAT_VERSION
 
 # Operations whose SQL does not depend on the live catalog. Any other operation placed after
 # another one in the same migration would introspect a catalog that the earlier operations'

@@ -43,10 +43,7 @@ def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
         tenants = get_tenant_model()._default_manager.using(master_alias())
         tenant = tenants.filter(**id_filter(tenant_id)).first()
         if tenant is None:
-            raise _core.TenantNotFound(
-                f"Tenant '{tenant_id}' does not exist.\n"
-                f"Please create one with the tenant id '{tenant_id}' first."
-            )
+            raise _core.tenant_not_found(tenant_id)
         return _row(tenant)
     with reading_master():
         return _core.lookup_tenant(master_params(), registry_json(), tenant_id)

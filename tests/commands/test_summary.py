@@ -48,13 +48,9 @@ def test_routes_in_words() -> None:
 
 
 def test_a_failed_migration_is_named_app_slash_name_py_and_has_no_empty_statement() -> None:
-    error = to_command_error(
-        _core.MigrationFailed("Migration users.0002_x failed for tenant 'a': boom\nStatement: ")
-    )
+    error = to_command_error(_core.migration_failed("a", "users.0002_x", "boom", " ;\n"))
     assert str(error) == "Migration users/0002_x.py failed for tenant 'a': boom"
-    error = to_command_error(
-        _core.MigrationFailed("Migration users.0002_x failed for tenant 'a': boom\nStatement: SELECT 1")
-    )
+    error = to_command_error(_core.migration_failed("a", "users.0002_x", "boom", "SELECT 1;"))
     assert str(error) == "Migration users/0002_x.py failed for tenant 'a': boom\nStatement: SELECT 1"
 
 

@@ -26,10 +26,10 @@ def test_migration_failed_and_tenant_not_found_carry_the_core_texts() -> None:
     assert isinstance(err, _core.MigrationFailed)
     assert (
         err.args[0]
-        == "Migration shop.0002_x failed for tenant 'acme': boom\nStatement: ALTER TABLE t ADD c int"
+        == "Migration shop/0002_x.py failed for tenant 'acme': boom\nStatement: ALTER TABLE t ADD c int"
     )
     python_step = _core.migration_failed("acme", "shop.0003", "ValueError: no")
-    assert python_step.args[0] == "Migration shop.0003 failed for tenant 'acme': ValueError: no"
+    assert python_step.args[0] == "Migration shop/0003.py failed for tenant 'acme': ValueError: no"
     assert _core.statement_text("SELECT 1 ;  \n") == "SELECT 1"
     missing = _core.tenant_not_found("acme")
     assert isinstance(missing, _core.TenantNotFound)

@@ -3,14 +3,11 @@ package's errors become Django's ``CommandError``."""
 
 from __future__ import annotations
 
-import re
-
 from django.core.management.base import CommandError
 
 from .. import _core
 from ..connections import master_file_missing, master_missing_text, unknown_tenant
 from ..exceptions import MasterUnreachable, TenantMigrateError
-from ..output import migration_label
 from ..provisioning import ProvisioningConnectionError
 
 
@@ -24,8 +21,10 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
         return exc
     if isinstance(exc, MasterUnreachable):
         return Error(str(exc))
-    if master_file_missing():
-        # Whatever failed, it failed for want of the master (Django: "unable to open database file").
+    if master_file_missing() and (
+        isinstance(exc, _core.ConnectionFailed) or "unable to open database file" in str(exc)
+    ):
+        # A SQLite master that does not exist, as the core or Django's SQLite backend meets it.
         return Error(master_missing_text())
     if isinstance(exc, _core.TenantNotFound) and tenant_id is not None:
         # An id createtenant would refuse is called invalid, as createtenant calls it.
@@ -39,7 +38,7 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
         detail = str(exc).removeprefix("Conflicting migrations detected; ")
         return Error(f"Conflicting migrations detected\n{detail[:1].upper()}{detail[1:]}")
     if isinstance(exc, _core.MigrationFailed):
-        return Error(migration_failed_text(str(exc.args[0])))
+        return Error(str(exc.args[0]))
     if isinstance(exc, _core.InconsistentHistory):
         where = f" for tenant '{tenant_id}'" if tenant_id else ""
         return Error(f"Inconsistent migration history{where}: {exc}")
@@ -49,13 +48,3 @@ def to_command_error(exc: BaseException, tenant_id: str | None = None) -> Error:
     # error): say which tenant, keep Django's own words.
     where = f" for tenant '{tenant_id}'" if tenant_id else ""
     return Error(f"Migration failed{where}: {type(exc).__name__}: {exc}")
-
-
-FAILED_MIGRATION = re.compile(r"^Migration (\w+)\.(\w+) failed for tenant ", re.MULTILINE)
-
-
-def migration_failed_text(text: str) -> str:
-    """A failed migration as human output names it (``app/name.py``, as ``--plan`` and the
-    spec do), and no ``Statement:`` line when there was no statement (a Python error)."""
-    text = FAILED_MIGRATION.sub(lambda m: f"Migration {migration_label(m[1], m[2])} failed for tenant ", text)
-    return "\n".join(line for line in text.split("\n") if line.strip() != "Statement:")

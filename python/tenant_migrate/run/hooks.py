@@ -21,7 +21,6 @@ from ..output import Output
 from .shared import Shared, django_side
 from .statements import (
     NOT_EFFECTS,
-    TIMEOUT_SQLSTATES,
     server_pid,
     set_config,
     sqlstate,
@@ -196,9 +195,9 @@ class DjangoHooks:
         except DjangoDatabaseError as exc:
             if INTERRUPTER.fired.is_set():
                 raise
-            if sqlstate(exc) in TIMEOUT_SQLSTATES:
+            if sqlstate(exc) in _core.TIMEOUT_SQLSTATES:
                 raise _core.LockTimeout(str(exc).strip()) from exc
-            if sqlstate(exc) == "42501":  # insufficient_privilege, as the Rust route reports it
+            if sqlstate(exc) == _core.INSUFFICIENT_PRIVILEGE:  # as the Rust route reports it
                 raise _core.PermissionDenied(str(exc).strip()) from exc
             # The server's primary message, as the Rust route reports it (psycopg adds the
             # statement's text and a caret on the next lines).
@@ -211,10 +210,9 @@ class DjangoHooks:
     def _failed(self, app: str, name: str, reason: str) -> _core.MigrationFailed:
         """The Rust route's text for a failed migration: which tenant, which migration, and
         the statement Django was running when it failed (none for a Python error)."""
-        text = f"Migration {app}.{name} failed for tenant '{self.connection.alias}': {reason}"
-        if self.failed_statement is not None:
-            text += f"\nStatement: {self.failed_statement}"
-        return _core.MigrationFailed(text)
+        return _core.migration_failed(
+            self.connection.alias, f"{app}.{name}", reason, self.failed_statement or None
+        )
 
     @contextmanager
     def _guarded(self, atomic: bool) -> Iterator[None]:
@@ -302,7 +300,9 @@ class DjangoHooks:
         loader = self.executor.loader
         applied = dict(MigrationRecorder(self.connection).applied_migrations())
         for key, migration in loader.graph.nodes.items():
-            if migration.replaces and all(tuple(r) in applied for r in migration.replaces):
+            if migration.replaces and _core.all_replaced_applied(
+                [tuple(r) for r in migration.replaces], set(applied)
+            ):
                 applied.setdefault(key, migration)
         loader.applied_migrations = applied
         self.state = self.executor._create_project_state(with_applied_migrations=True)

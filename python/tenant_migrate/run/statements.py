@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _core
 from ..connections import milliseconds
 
 NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
-
-
-TIMEOUT_SQLSTATES = ("55P03", "57014")  # lock_not_available, query_canceled
 
 
 def server_pid(connection: Any) -> int | None:
@@ -32,7 +30,7 @@ def statement_text(connection: Any, sql: str, params: Any) -> str:
             sql = sql % tuple(quoter.quote_value(p) for p in params)
         except (TypeError, ValueError, KeyError):
             pass  # dict parameters or an odd value: the statement as sent is still useful
-    return sql.rstrip().removesuffix(";").rstrip()
+    return _core.statement_text(sql)
 
 
 def sqlstate(exc: BaseException) -> str | None:

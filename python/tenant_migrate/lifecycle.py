@@ -11,7 +11,7 @@ into them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -338,28 +338,29 @@ def probe(storage: Storage, tenant_id: str) -> bool:
 # Dropping.
 
 
-def drop(storage: Storage, tenant_id: str) -> bool:
+def drop(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None = None) -> bool:
     """Drop the tenant's file, database or schema; False when it did not exist (anymore).
 
     The tenant's run lock is taken first: a migration of the tenant in progress is waited
-    for (LOCK_WAIT seconds), never cut short by the drop.
+    for (LOCK_WAIT seconds), never cut short by the drop; ``on_wait`` is told once, as a
+    migration run waiting for the lock says it.
     """
     if storage.kind == "file":
-        return _drop_file(storage, tenant_id)
+        return _drop_file(storage, tenant_id, on_wait)
     if storage.kind == "database":
-        return _drop_database(storage, tenant_id)
-    return _drop_schema(storage, tenant_id)
+        return _drop_database(storage, tenant_id, on_wait)
+    return _drop_schema(storage, tenant_id, on_wait)
 
 
-def _run_lock(storage: Storage, tenant_id: str) -> Any:
-    return _core.RunLock(rust_params(storage.settings_dict, storage.schema), tenant_id, LOCK_WAIT)
+def _run_lock(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None) -> Any:
+    return _core.RunLock(rust_params(storage.settings_dict, storage.schema), tenant_id, LOCK_WAIT, on_wait)
 
 
-def _drop_file(storage: Storage, tenant_id: str) -> bool:
+def _drop_file(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None) -> bool:
     path = Path(storage.database)
     if not path.exists():
         return False
-    lock = _run_lock(storage, tenant_id)
+    lock = _run_lock(storage, tenant_id, on_wait)
     try:
         existed = path.exists()
         path.unlink(missing_ok=True)
@@ -371,14 +372,14 @@ def _drop_file(storage: Storage, tenant_id: str) -> bool:
     return existed
 
 
-def _drop_database(storage: Storage, tenant_id: str) -> bool:
+def _drop_database(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None) -> bool:
     import psycopg
 
     check_pg_identifier("database", storage.database)
     # The lock is held on a connection to the very database being dropped, which FORCE would
     # end: taken to wait for a running migration, released just before the drop.
     try:
-        _run_lock(storage, tenant_id).release()
+        _run_lock(storage, tenant_id, on_wait).release()
     except _core.ConnectionFailed:
         pass  # the database is gone (or unreachable: the drop below says which)
     with _connect(storage, MAINTENANCE_DATABASE) as conn:
@@ -395,12 +396,12 @@ def _drop_database(storage: Storage, tenant_id: str) -> bool:
     return True
 
 
-def _drop_schema(storage: Storage, tenant_id: str) -> bool:
+def _drop_schema(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None) -> bool:
     import psycopg
 
     assert storage.schema is not None
     check_pg_identifier("schema", storage.schema)
-    lock = _run_lock(storage, tenant_id)
+    lock = _run_lock(storage, tenant_id, on_wait)
     try:
         with _connect(storage, storage.database) as conn:
             try:

@@ -63,3 +63,28 @@ def test_a_run_waiting_for_the_lock_says_so_once(tmp_path: Path, pg_prefix: str,
     # Nobody holds it now: not a word about waiting.
     again = project.manage("migratetenant", "--tenant-id=acme", "--lock-wait=30")
     assert "Waiting" not in again.stdout
+
+
+def test_deletetenant_waiting_for_a_run_says_so_once(tmp_path: Path, pg_prefix: str) -> None:
+    project = pg_project(tmp_path, pg_prefix)
+    make_tenant(project, "acme", "schema")
+    dbname, schema = tenant_location(project, pg_prefix, "acme", "schema")
+    notice = "Waiting up to 10 s for the run holding tenant 'acme'."
+    holder = connect(dbname)
+    holder.autocommit = False
+    try:
+        holder.execute(LOCK, (storage_key(dbname, schema, "schema"),))
+        deleting = popen(
+            project, "deletetenant", "--tenant-id=acme", "--no-input", env={"PYTHONUNBUFFERED": "1"}
+        )
+        assert deleting.stdout is not None
+        seen: list[str] = []
+        while (line := deleting.stdout.readline()) and line.rstrip("\n") != notice:
+            seen.append(line)
+        holder.rollback()
+        rest, err = deleting.communicate(timeout=120)
+    finally:
+        holder.close()
+    assert deleting.returncode == 0, (seen, rest, err)
+    lines = [*(x.rstrip("\n") for x in seen), line.rstrip("\n"), *rest.splitlines()]
+    assert lines.count(notice) == 1, lines

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         if storage is not None and not keep:
             if exists:
                 try:
-                    dropped = drop(storage, tenant_id)  # False: it went away meanwhile
+                    dropped = drop(storage, tenant_id, self.stdout.write)  # False: it went away meanwhile
                 except _core.LockBusy:
                     raise Error(
                         f"A migration of tenant '{tenant_id}' is running: nothing was dropped or "

@@ -41,7 +41,7 @@ pub enum PlanError {
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// SQLSTATE `query_canceled`: a `statement_timeout` expired, or a cancel request.
 pub const QUERY_CANCELED: &str = "57014";
-/// SQLSTATE `insufficient_privilege`: the spec gives it its own message.
+/// SQLSTATE `insufficient_privilege`: it has a message of its own (the user lacks a privilege).
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// The SQLSTATEs after which a migration is worth a retry once the blockers go.
 pub const TIMEOUT_SQLSTATES: [&str; 2] = [LOCK_NOT_AVAILABLE, QUERY_CANCELED];
@@ -107,7 +107,7 @@ pub fn migration_failed_text(
     text
 }
 
-/// The spec's two lines for an id no registry row has.
+/// The two lines for an id no registry row has: it does not exist, create it first.
 pub fn tenant_not_found_text(tenant: &str) -> String {
     format!(
         "Tenant '{tenant}' does not exist.\nPlease create one with the tenant id '{tenant}' first."

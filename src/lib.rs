@@ -795,7 +795,7 @@ fn migration_failed(
         .into_any()
 }
 
-/// The exception (not raised) for an id no registry row has, with the spec's two lines.
+/// The exception (not raised) for an id no registry row has, in two lines: it does not exist, create it first.
 #[pyfunction]
 fn tenant_not_found(py: Python<'_>, tenant: String) -> Py<PyAny> {
     PyErr::from(Error::TenantNotFound(tenant))

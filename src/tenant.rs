@@ -171,7 +171,7 @@ fn missing_registry(table: &str) -> Error {
     ))
 }
 
-/// Find one tenant, with its namesakes. Absent means `TenantNotFound` with the spec's text.
+/// Find one tenant, with its namesakes. Absent means `TenantNotFound` ("Tenant 'x' does not exist.", then how to create it).
 pub fn lookup(
     master: &ConnectionParams,
     spec: &RegistrySpec,

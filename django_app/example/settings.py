@@ -82,7 +82,7 @@ DATABASE_ROUTERS = (
 )
 
 TENANT_MIGRATE = {
-    # As in the spec: each tenant gets users, products and orders; set TM_TENANT_APPS to, say,
+    # Each tenant gets users, products and orders; set TM_TENANT_APPS to, say,
     # "contenttypes,auth,users,products,orders" to give tenants content types and permissions.
     "TENANT_APPS": os.environ.get("TM_TENANT_APPS", "users,products,orders").split(","),
     "SQLITE_DIR": os.environ.get("TM_TENANT_DIR", str(BASE_DIR / "tenants")),

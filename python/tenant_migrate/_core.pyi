@@ -307,7 +307,8 @@ def migration_failed(
     ``Statement: <statement>`` when a statement was running."""
 
 def tenant_not_found(tenant: str) -> TenantNotFound:
-    """The core's TenantNotFound for an id no registry row has (not raised), the spec's text."""
+    """The core's TenantNotFound for an id no registry row has (not raised): it does not
+    exist, create it first."""
 
 def all_replaced_applied(replaces: list[_Key], applied: set[_Key]) -> bool:
     """Django's squash rule: a squash counts as applied once every migration it replaces is."""

@@ -144,7 +144,7 @@ def invalid_tenant_id(tenant_id: str, why: str) -> TenantConfigError:
 def unknown_tenant(tenant_id: str) -> Exception:
     """What to say of an id no registry row has: an id createtenant would refuse can never
     exist, and is called invalid as createtenant calls it; a well-formed one does not exist
-    (the spec's two lines)."""
+    (two lines: it does not exist, create it first)."""
     try:
         check_new_tenant_id(tenant_id)
     except TenantConfigError as err:

@@ -16,7 +16,7 @@ from .interrupt import INTERRUPTER
 
 
 def migration_label(app: str, name: str) -> str:
-    """How the spec names a migration in output: ``users/0001_initial.py``."""
+    """How human output names a migration: by its file, ``users/0001_initial.py``."""
     return f"{app}/{name}.py"
 
 
@@ -115,7 +115,7 @@ class Output:
 
 
 def ordered_apps(labels: list[str]) -> list[str]:
-    """Apps in INSTALLED_APPS order, as the spec's header lists them."""
+    """Apps in INSTALLED_APPS order, as the run's header lists them."""
     order = {c.label: i for i, c in enumerate(global_apps.get_app_configs())}
     return sorted(labels, key=lambda a: (order.get(a, len(order)), a))
 

@@ -1,4 +1,4 @@
-"""Tenants as database aliases for Django's own commands (the spec's
+"""Tenants as database aliases for Django's own commands (as in
 `showmigrations --database=acme`) and for code."""
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def run(
 def expected_run(
     tenant_id: str, name: str, steps: list[str], operations: str = APPLY_ALL, status: str = "OK"
 ) -> list[str]:
-    """migratetenant's output as the spec's Single Tenant example shows it, for any tenant."""
+    """migratetenant's output as the documented single-tenant example shows it, for any tenant."""
     body = [f"  {step} ... {status}" for step in steps] or ["  No migrations to apply."]
     return [
         f"Running migrations for tenant: {name}",
@@ -343,7 +343,7 @@ def test_spec_zero_downtime_loop_one_tenant_at_a_time(project: Project) -> None:
     loop = ("acme", "globex", "dev", "staging")
     tenants(project, *loop)
     done: list[str] = []
-    for tenant_id in loop:  # the spec's loop, without the sleep
+    for tenant_id in loop:  # the documented loop, without the sleep
         out = run(project, "migratetenant", f"--tenant-id={tenant_id}")
         assert out == expected_run(tenant_id, NAMES[tenant_id], SPEC_MIGRATIONS), tenant_id
         done.append(tenant_id)

@@ -1,5 +1,5 @@
 """What a run over many tenants says at the end: counts rather than a line per tenant beyond a
-few, one vocabulary (docs/commands.md, "Outcomes of a run"), migrations named as the spec
+few, one vocabulary (docs/commands.md, "Outcomes of a run"), migrations named as human output
 names them (``app/name.py`` in text, ``app.name`` in JSON), every line of an error prefixed
 with its tenant."""
 

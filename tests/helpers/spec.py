@@ -1,4 +1,5 @@
-"""The spec's documented outputs for the example project's tenant 'acme', compared line by line."""
+"""The documented outputs (docs/commands.md) for the example project's tenant 'acme',
+compared line by line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 6: one run per tenant, zero-downtime timeouts, Ctrl-C, on SQLite and real PostgreSQL.
+"""One run per tenant, zero-downtime timeouts, Ctrl-C, on SQLite and real PostgreSQL.
 
 Faults are injected for real: concurrent processes, a transaction holding a lock on a tenant
 table, SIGINT in the middle of a migration. Nothing is mocked.
@@ -280,7 +280,7 @@ def test_plan_marks_non_atomic_migrations(project: Project) -> None:
     project.create_tenant("acme", "ACME Corporation")
     plan = project.manage("migratetenant", "--tenant-id=acme", "--plan").stdout.splitlines()
     assert "  users/0003_non_atomic.py (non-atomic)" in plan
-    assert "  users/0001_initial.py" in plan  # atomic ones as the spec prints them
+    assert "  users/0001_initial.py" in plan  # atomic ones as --plan prints them
     verbose = project.manage("migratetenant", "--tenant-id=acme", "--plan", "-v", "2").stdout
     assert "    (non-atomic: runs outside a transaction)" in verbose
 

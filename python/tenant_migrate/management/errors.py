@@ -1,4 +1,4 @@
-"""The spec's error texts, produced in one place for every command: the one place where the
+"""The commands' error texts, produced in one place for every command: the one place where the
 package's errors become Django's ``CommandError``."""
 
 from __future__ import annotations

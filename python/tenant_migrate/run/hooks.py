@@ -186,7 +186,7 @@ class DjangoHooks:
     @contextmanager
     def _naming_failures(self, app: str, name: str) -> Iterator[None]:
         """What Django raises for a step becomes the Rust route's error for it; timeouts and
-        permission errors keep their own kinds (retried, and the spec's text)."""
+        permission errors keep their own kinds (retried, and their own message)."""
         self.failed_statement = None
         try:
             yield

@@ -43,7 +43,7 @@ class MigrateOptions:
 
 def split_target(app_label: str | None, migration_name: str | None) -> tuple[str | None, str | None]:
     """Accept the forms the output prints: ``users/0002_alter_user_email.py`` as one argument
-    (the spec's ``--fake apps/0002_undo_change``), and the ``.py`` suffix on a name."""
+    (``--fake apps/0002_undo_change``), and the ``.py`` suffix on a name."""
     if app_label and migration_name is None and "/" in app_label:
         app_label, _, migration_name = app_label.partition("/")
     if migration_name and migration_name.endswith(".py"):

@@ -2,9 +2,9 @@
 
 PostgreSQL schema isolation, the example project with contenttypes and auth inside tenants.
 For each N, one database holds N tenant schemas at the last release (t00000 migrated by
-`migratetenant`, with rows in products_product; the others restored from its pg_dump), registered for both
-tools (tenant_migrate's registry and django-tenants' `customers.Client`, settings in
-bench/peer/). Each tool then gets its own copy of that database (CREATE DATABASE ... TEMPLATE),
+`migratetenant`, with rows in products_product; the others restored from its pg_dump),
+registered for both tools (tenant_migrate's registry and django-tenants' `customers.Client`,
+settings in bench/peer/). Each tool then gets its own copy of that database (CREATE DATABASE ... TEMPLATE),
 and the release (bench/peer/release: AddField with a default, AddIndex, a RunPython updating
 rows) is deployed, measured:
   - DT standard:  django-tenants `migrate_schemas --tenant` (standard executor),
@@ -51,8 +51,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def recreate(dbname: str, template: str | None = None) -> None:
+    drop(dbname)
     with admin() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         create = "CREATE DATABASE {}" + (" TEMPLATE {}" if template else "")
         conn.execute(sql.SQL(create).format(sql.Identifier(dbname), sql.Identifier(template or "")))
 

@@ -77,13 +77,14 @@ def envs(project: Path, dbname: str) -> dict[str, dict[str, str]]:
     return {"ours": ours, "dt": dt}
 
 
-def commands(jobs: int) -> dict[str, tuple[str, list[str]]]:
-    """Each tool's deploy command: (environment, argv), run in the project folder."""
+def commands(jobs: int) -> dict[str, tuple[str, str, list[str]]]:
+    """Each tool's deploy command: name -> (row label, environment, argv), run in the project folder."""
     dt = [sys.executable, "-m", "django", "migrate_schemas", "--tenant", "-v", "0"]
+    ours = [sys.executable, "manage.py", "migratealltenants", f"--jobs={jobs}", "-v", "0"]
     return {
-        "DT standard": ("dt", dt),
-        f"DT {jobs} proc.": ("dt", [*dt, "--executor=multiprocessing"]),
-        "ours": ("ours", [sys.executable, "manage.py", "migratealltenants", f"--jobs={jobs}", "-v", "0"]),
+        "ours": ("ours", "ours", ours),
+        "dt": ("DT standard", "dt", dt),
+        "dt-procs": (f"DT {jobs} proc.", "dt", [*dt, "--executor=multiprocessing"]),
     }
 
 
@@ -180,14 +181,14 @@ def build_base(project: Path, dbname: str, n: int) -> None:
     # catalog (tenant_migrate.schemaclone) reads a catalog that grows with every copy.
     connect = ["-h", PG["host"], "-U", PG["user"], "-d", dbname]
     dump = subprocess.run(["pg_dump", "-n", "t00000", *connect], capture_output=True, text=True, check=True)
-    script = "".join(re.sub(r"\bt00000\b", schema, dump.stdout) for schema in schemas[1:])
-    subprocess.run(
-        ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", *connect],
-        input=script,
-        text=True,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+
+    def restore(part: list[str]) -> None:
+        script = "".join(re.sub(r"\bt00000\b", schema, dump.stdout) for schema in part)
+        psql = ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", *connect]
+        subprocess.run(psql, input=script, text=True, check=True, stdout=subprocess.DEVNULL)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(restore, [schemas[1::2], schemas[2::2]]))
 
 
 def floor_batches(project: Path, dbname: str) -> list[str]:
@@ -257,35 +258,42 @@ def check_deployed(dbname: str, n: int) -> None:
         raise SystemExit(f"{dbname}: the release is not deployed to every tenant")
 
 
-def run(n: int, jobs: int) -> dict[str, dict[str, float]]:
+def run(n: int, jobs: int, tools: list[str], header: str) -> None:
+    """Build the base, then measure and print each tool's rows (deploy, no-op) as they come."""
     project = copy_project("tm_peer_")
-    work = project.parent
     base = f"tm_peer_{n}_base"
-    results: dict[str, dict[str, float]] = {}
+    ours: dict[str, dict[str, float]] = {}
     try:
         build_base(project, base, n)
         for name in RELEASE:  # the release arrives after the last one was deployed
             shutil.copy(PEER / "release" / f"{name}.py", project / "products" / "migrations")
-        for label, (side, argv) in commands(jobs).items():
+        print(f"\nN = {n} tenants, --jobs {jobs}, release: {', '.join(RELEASE)}\n{header}", flush=True)
+        for key in tools:  # in the order given: ours first, for the ratios
+            if key == "floor":
+                dbname = f"tm_peer_{n}_floor"
+                recreate(dbname, template=base)
+                batches = project.parent / "floor.json"
+                batches.write_text(json.dumps(floor_batches(project, base)))
+                argv = [sys.executable, __file__, "--floor-worker", dbname, str(jobs), str(batches)]
+                floor = measure(argv, ROOT, dict(os.environ), dbname)
+                check_deployed(dbname, n)
+                drop(dbname)
+                print(row("floor", floor, n, ours.get("deploy")), flush=True)
+                continue
+            label, side, argv = commands(jobs)[key]
             dbname = f"tm_peer_{n}_{side}"
             recreate(dbname, template=base)
             env = envs(project, dbname)[side]
-            results[label] = measure(argv, project, env, dbname)
+            deploy = measure(argv, project, env, dbname)
             check_deployed(dbname, n)
-            results[f"{label} no-op"] = measure(argv, project, env, dbname)
+            noop = measure(argv, project, env, dbname)
             drop(dbname)
-        dbname = f"tm_peer_{n}_floor"
-        recreate(dbname, template=base)
-        batches = work / "floor.json"
-        batches.write_text(json.dumps(floor_batches(project, base)))
-        argv = [sys.executable, __file__, "--floor-worker", dbname, str(jobs), str(batches)]
-        results["floor"] = measure(argv, ROOT, dict(os.environ), dbname)
-        check_deployed(dbname, n)
-        drop(dbname)
+            ours = ours or {"deploy": deploy, "no-op": noop}
+            print(row(label, deploy, n, ours.get("deploy")), flush=True)
+            print(row(f"{label} no-op", noop, n, ours.get("no-op")), flush=True)
     finally:
         drop(base)
-        shutil.rmtree(work, ignore_errors=True)
-    return results
+        shutil.rmtree(project.parent, ignore_errors=True)
 
 
 def noop_many(n: int, jobs: int) -> dict[str, float]:
@@ -308,7 +316,7 @@ def noop_many(n: int, jobs: int) -> dict[str, float]:
 
 
 def row(label: str, r: dict[str, float], n: int, ours: dict[str, float] | None = None) -> str:
-    ratio = f"{ours['wall'] / r['wall']:>8.2f}" if ours else f"{'':>8}"
+    ratio = f"{ours['wall'] / r['wall']:>8.2f}" if ours and ours is not r else ""
     return (
         f"{label:<22}{r['wall']:>8.2f}{1000 * r['wall'] / n:>9.1f}{r['client']:>9.2f}"
         f"{r['server']:>9.2f}{1000 * r['server'] / n:>10.1f}{r['rss']:>8.1f} {ratio}"
@@ -322,19 +330,15 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, nargs="*", default=[300])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--noop-tenants", type=int, nargs="*", default=[])
+    tools = ["ours", "dt", "dt-procs", "floor"]
+    parser.add_argument("--tools", nargs="+", choices=tools, default=tools, help="rows to measure")
     args = parser.parse_args()
     header = (
         f"{'':<22}{'wall s':>8}{'ms/ten.':>9}{'client s':>9}{'server s':>9}{'srv ms/t.':>10}"
         f"{'RSS MB':>8} {'ours / it':>9}"
     )
     for n in args.tenants:
-        results = run(n, args.jobs)
-        print(f"\nN = {n} tenants, --jobs {args.jobs}, release: {', '.join(RELEASE)}\n{header}")
-        for scenario in ("", " no-op"):
-            ours = results["ours" + scenario]
-            for label, r in results.items():
-                if label.endswith(" no-op") == bool(scenario):
-                    print(row(label, r, n, None if label.startswith("ours") else ours), flush=True)
+        run(n, args.jobs, args.tools, header)
     for n in args.noop_tenants:
         print(f"\nno-op, N = {n} tenants (history only), --jobs {args.jobs}\n{header}")
         print(row("ours no-op", noop_many(n, args.jobs), n), flush=True)

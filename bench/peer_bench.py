@@ -17,7 +17,8 @@ rows) is deployed, measured:
 Then the no-op (the same command again, nothing pending) for the three tools. Printed: wall
 seconds, per tenant, client CPU (the command's process tree), server CPU (the backends serving
 that database and their parallel workers, polled from /proc every 20 ms: a backend's last
-<20 ms are missed), peak RSS (largest process of the tree), ratios. `--noop-tenants` adds
+<20 ms are missed), peak RSS (largest process of the tree, started from a small
+process: a child's peak starts at its parent's), ratios. `--noop-tenants` adds
 ours' no-op on many tenants holding only a history table (all a no-op reads).
 
 Usage: python bench/peer_bench.py [--tenants 300 1000] [--jobs 2] [--noop-tenants 10000]
@@ -126,25 +127,33 @@ class ServerCpu(threading.Thread):
         return sum(self.ticks.values()) / TICKS
 
 
+# Runs the measured command and writes its tree's CPU and peak RSS. A child's peak RSS starts at
+# its parent's at exec, so the command is started from this small process, not from the bench.
+MEASURER = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "open(sys.argv[1], 'w').write(f'{u.ru_utime + u.ru_stime} {u.ru_maxrss}'); sys.exit(code)"
+)
+
+
 def measure(argv: list[str], cwd: Path, env: dict[str, str], dbname: str) -> dict[str, float]:
-    """Wall, client CPU and peak RSS of `argv`'s process tree (wait4), server CPU for `dbname`."""
+    """Wall, client CPU and peak RSS of `argv`'s process tree, server CPU for `dbname`."""
     server = ServerCpu(dbname)
     server.start()
-    with tempfile.TemporaryFile() as out:
+    with tempfile.NamedTemporaryFile("r") as usage:
         began = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURER, usage.name, *argv],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         wall = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
-            out.seek(0)
-            raise SystemExit(f"{' '.join(argv)} failed:\n{out.read()[-3000:].decode()}")
-    return {
-        "wall": wall,
-        "client": usage.ru_utime + usage.ru_stime,
-        "server": server.stop(),
-        "rss": usage.ru_maxrss / 1024,
-    }
+            raise SystemExit(f"{' '.join(argv)} failed:\n{(proc.stdout + proc.stderr)[-3000:].decode()}")
+        client, rss = usage.read().split()
+    return {"wall": wall, "client": float(client), "server": server.stop(), "rss": int(rss) / 1024}
 
 
 def build_base(project: Path, dbname: str, n: int) -> None:

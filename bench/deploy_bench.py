@@ -28,11 +28,23 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK = os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu_seconds() -> float:
-    """CPU of the cluster's exited backends (reaped by the postmaster) plus its own."""
+def copy_project(prefix: str) -> Path:
+    """A copy of the example project in a new temporary folder (its parent), to add migrations to."""
+    project = Path(tempfile.mkdtemp(prefix=prefix)) / "project"
+    ignore = shutil.ignore_patterns("*.sqlite3", "tenants", "__pycache__")
+    shutil.copytree(ROOT / "django_app", project, ignore=ignore)
+    return project
+
+
+def postmaster_pid() -> int:
     with admin() as conn:
         data_dir = conn.execute("SHOW data_directory").fetchone()[0]
-    pid = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    return int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+
+
+def server_cpu_seconds() -> float:
+    """CPU of the cluster's exited backends (reaped by the postmaster) plus its own."""
+    pid = postmaster_pid()
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # Fields after the command: utime, stime, cutime, cstime are the 12th..15th.
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
@@ -52,11 +64,8 @@ def run(n: int, jobs: int) -> dict[str, float]:
     with admin() as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    work = Path(tempfile.mkdtemp(prefix="tm_deploy_"))
-    project = work / "project"
-    shutil.copytree(
-        ROOT / "django_app", project, ignore=shutil.ignore_patterns("*.sqlite3", "tenants", "__pycache__")
-    )
+    project = copy_project("tm_deploy_")
+    work = project.parent
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "example.settings",

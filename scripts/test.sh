@@ -40,11 +40,18 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 python3 -m mypy.stubtest tenant_migrate._core
 
 # Where no wheel fits, pip builds from the sdist with nothing but Rust and Python: done here
-# once per run, in a bare virtualenv, and the extension it built imported.
+# once per run, in a bare virtualenv, and the extension it built imported. It compiles the
+# extension from scratch (about 3 minutes of mostly one core), so it runs alongside the tests,
+# which leave a core idle much of the time (subprocesses starting, the database); its outcome
+# is checked, and its output printed, when they end.
 python3 -m venv "$dist/sdist-venv"
-CARGO_TARGET_DIR="$PWD/target/sdist-build" "$dist/sdist-venv/bin/pip" install --quiet \
-    --disable-pip-version-check "$TM_SDIST"
-"$dist/sdist-venv/bin/python" -c 'import tenant_migrate._core as core; print("sdist build:", core.__file__)'
+(
+    CARGO_TARGET_DIR="$PWD/target/sdist-build" nice "$dist/sdist-venv/bin/pip" install --quiet \
+        --disable-pip-version-check "$TM_SDIST"
+    "$dist/sdist-venv/bin/python" -c 'import tenant_migrate._core as core; print("sdist build:", core.__file__)'
+) >"$dist/sdist.log" 2>&1 &
+sdist_build=$!
+trap 'kill "$sdist_build" 2>/dev/null || true' EXIT
 
 # The primary version (the whole suite) first; see noxfile.py for what the others run.
 sessions=("tests(django='5.2')" "tests(django='4.2')")
@@ -53,4 +60,14 @@ if python3 -c 'import sys, noxfile; sys.exit(0 if noxfile.PYTHON_FOR_DJANGO6 els
 else
     echo "Django 6.0: not tested, it needs Python 3.12+ and none was found."
 fi
-python3 -m nox --no-reuse-existing-virtualenvs -s "${sessions[@]}" -- "$@"
+status=0
+python3 -m nox --no-reuse-existing-virtualenvs -s "${sessions[@]}" -- "$@" || status=$?
+if wait "$sdist_build"; then
+    cat "$dist/sdist.log"
+else
+    cat "$dist/sdist.log"
+    echo "The build from the sdist failed (above)."
+    status=1
+fi
+trap - EXIT
+exit "$status"

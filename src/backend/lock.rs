@@ -210,10 +210,7 @@ fn pg_lock(
         let locked = client.query_typed_one(&sql, &[(&key, Type::TEXT)]);
         client.read_timeout = READ_TIMEOUT;
         match locked {
-            Ok(row) => {
-                client.batch_execute("SET LOCAL lock_timeout = 0")?;
-                Some(held_lock(&row)?)
-            }
+            Ok(row) => Some(held_lock(&row)?),
             Err(e) if is_lock_timeout(&e) => None,
             Err(e) => return Err(e.into()),
         }
@@ -221,6 +218,11 @@ fn pg_lock(
     let Some(held) = got else {
         return Err(Error::Busy(tenant.to_string()));
     };
+    // The lock was taken by an extended-protocol query, whose unnamed portal lives, with its
+    // snapshot, until the next query: left so, this idle transaction would hold back the xmin
+    // horizon for the whole run, and CREATE INDEX CONCURRENTLY (which waits for every older
+    // snapshot) would wait for it forever. A simple-protocol statement closes that portal.
+    client.batch_execute("SET LOCAL lock_timeout = 0")?;
     let registered_as = registry_key(params)?;
     if let Ok(mut registry) = registry().lock() {
         registry.insert(registered_as.clone(), held);

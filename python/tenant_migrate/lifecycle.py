@@ -11,7 +11,8 @@ into them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,18 +383,12 @@ def _drop_database(storage: Storage, tenant_id: str, on_wait: Callable[[str], An
         _run_lock(storage, tenant_id, on_wait).release()
     except _core.ConnectionFailed:
         pass  # the database is gone (or unreachable: the drop below says which)
-    with _connect(storage, MAINTENANCE_DATABASE) as conn:
-        try:
-            conn.execute(f"DROP DATABASE {quote_ident(storage.database)} WITH (FORCE)")
-        except psycopg.errors.InvalidCatalogName:
-            return False
-        except psycopg.errors.InsufficientPrivilege as err:
-            raise TenantConfigError(
-                f"Permission denied while dropping the {storage.describe()}: {err}"
-            ) from None
-        except psycopg.Error as err:
-            raise TenantConfigError(f"Cannot drop the {storage.describe()}: {str(err).strip()}") from None
-    return True
+    with (
+        _connect(storage, MAINTENANCE_DATABASE) as conn,
+        _drop_errors(storage, psycopg.errors.InvalidCatalogName) as gone,
+    ):
+        conn.execute(f"DROP DATABASE {quote_ident(storage.database)} WITH (FORCE)")
+    return not gone
 
 
 def _drop_schema(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any] | None) -> bool:
@@ -404,24 +399,42 @@ def _drop_schema(storage: Storage, tenant_id: str, on_wait: Callable[[str], Any]
     lock = _run_lock(storage, tenant_id, on_wait)
     try:
         with _connect(storage, storage.database) as conn:
-            try:
-                with conn.transaction():
-                    if not _schema_exists(conn, storage.schema):
-                        return False
-                    # Again inside the dropping transaction: nothing may have appeared since.
-                    _refuse_outside_dependents(conn, storage, tenant_id)
-                    conn.execute(f"DROP SCHEMA {quote_ident(storage.schema)} CASCADE")
-            except psycopg.errors.InvalidSchemaName:
-                return False
-            except psycopg.errors.InsufficientPrivilege as err:
-                raise TenantConfigError(
-                    f"Permission denied while dropping the {storage.describe()}: {err}"
-                ) from None
-            except psycopg.Error as err:
-                raise TenantConfigError(f"Cannot drop the {storage.describe()}: {str(err).strip()}") from None
+            with _drop_errors(storage, psycopg.errors.InvalidSchemaName) as gone, conn.transaction():
+                if not _schema_exists(conn, storage.schema):
+                    return False
+                # Again inside the dropping transaction: nothing may have appeared since.
+                _refuse_outside_dependents(conn, storage, tenant_id)
+                conn.execute(f"DROP SCHEMA {quote_ident(storage.schema)} CASCADE")
     finally:
         lock.release()
-    return True
+    return not gone
+
+
+class _Gone:
+    """Whether what a drop was for turned out not to exist (set by ``_drop_errors``)."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def __bool__(self) -> bool:
+        return self.value
+
+
+@contextmanager
+def _drop_errors(storage: Storage, missing: type[Exception]) -> Iterator[_Gone]:
+    """A drop's errors as the user reads them; ``missing`` (the database or schema does not
+    exist) is no error: the drop is done, and the value says so."""
+    import psycopg
+
+    gone = _Gone()
+    try:
+        yield gone
+    except missing:
+        gone.value = True
+    except psycopg.errors.InsufficientPrivilege as err:
+        raise TenantConfigError(f"Permission denied while dropping the {storage.describe()}: {err}") from None
+    except psycopg.Error as err:
+        raise TenantConfigError(f"Cannot drop the {storage.describe()}: {str(err).strip()}") from None
 
 
 def unregister(tenant_id: str) -> bool:

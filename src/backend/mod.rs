@@ -138,8 +138,15 @@ impl Canceller {
 pub trait Backend: Send {
     /// `MigrationRecorder.has_table`, as seen by this tenant only.
     fn recorder_exists(&mut self) -> Result<bool, DbError>;
-    /// Create the history table with the DDL Django compiled for this vendor.
-    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError>;
+    /// Create the history table with the DDL Django compiled for this vendor (in one
+    /// transaction, as a migration without history rows), unless it exists.
+    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError> {
+        if self.recorder_exists()? {
+            return Ok(());
+        }
+        self.run_migration(ddl, &Recording::default())
+            .map_err(|e| e.source)
+    }
     /// Applied `(app, name)` rows; empty when the table does not exist yet.
     fn applied(&mut self) -> Result<Vec<Key>, DbError>;
     /// Run one migration's statements and its history rows in one transaction.

@@ -478,14 +478,6 @@ impl Backend for PostgresBackend {
         Ok(row.get::<_, i64>(0) > 0)
     }
 
-    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError> {
-        if self.recorder_exists()? {
-            return Ok(());
-        }
-        self.run_migration(ddl, &Recording::default())
-            .map_err(|e| e.source)
-    }
-
     fn applied(&mut self) -> Result<Vec<Key>, DbError> {
         if !self.recorder_exists()? {
             return Ok(Vec::new());

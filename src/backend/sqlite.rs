@@ -171,14 +171,6 @@ impl Backend for SqliteBackend {
         Ok(n > 0)
     }
 
-    fn create_recorder(&mut self, ddl: &[String]) -> Result<(), DbError> {
-        if self.recorder_exists()? {
-            return Ok(());
-        }
-        self.run_migration(ddl, &Recording::default())
-            .map_err(|e| e.source)
-    }
-
     fn applied(&mut self) -> Result<Vec<Key>, DbError> {
         if !self.recorder_exists()? {
             return Ok(Vec::new());

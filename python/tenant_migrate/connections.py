@@ -35,7 +35,9 @@ def quote_ident(name: str) -> str:
     try:
         return _core.quote_ident(name)
     except _core.InvalidArgument as err:  # a NUL character
-        raise TenantConfigError(f"Identifier {err}") from err
+        # The core's text ("identifier contains a NUL character"), as a sentence.
+        reason = str(err)
+        raise TenantConfigError(reason[:1].upper() + reason[1:]) from err
 
 
 def tenant_aliases() -> list[str]:

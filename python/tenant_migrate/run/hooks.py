@@ -299,11 +299,13 @@ class DjangoHooks:
             return  # the states before each unapplied step were computed up front, unmutated
         loader = self.executor.loader
         applied = dict(MigrationRecorder(self.connection).applied_migrations())
+        done = set(applied)  # the keys of `applied`, kept as it grows, built once
         for key, migration in loader.graph.nodes.items():
             if migration.replaces and _core.all_replaced_applied(
-                [tuple(r) for r in migration.replaces], set(applied)
+                [tuple(r) for r in migration.replaces], done
             ):
                 applied.setdefault(key, migration)
+                done.add(key)
         loader.applied_migrations = applied
         self.state = self.executor._create_project_state(with_applied_migrations=True)
         self.pending.clear()

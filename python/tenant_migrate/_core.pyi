@@ -48,6 +48,7 @@ __all__ = [
     "migration_failed",
     "quote_ident",
     "release_idle_connections",
+    "run_tenant",
     "set_idle_connection_limit",
     "statement_text",
     "tenant_not_found",
@@ -228,6 +229,41 @@ class RunLock:
         cls, params_json: str, tenant: str, wait: float, on_wait: Callable[[str], object] | None = None
     ) -> RunLock: ...
     def release(self) -> None: ...
+
+class _TenantSession(Protocol):
+    """What ``run_tenant`` calls back: Django's part of one tenant's run, in this order."""
+
+    def waiting(self, notice: str) -> None:
+        """The run lock is held by another run and this one waits for it (said once)."""
+    def opened(self, database: TenantDatabase) -> None:
+        """The tenant's connection (to interrupt it; for the heartbeat)."""
+    def target_checked(self) -> None:
+        """With an app label only: the history passed Django's checks; the target is next."""
+    def planned(self, plan: Plan) -> tuple[_MigrationHooks, list[str]] | None:
+        """``None`` ends the run here; else the hooks and the history table's DDL."""
+    def finished(self, report: Report) -> None:
+        """The plan is executed; still under the run lock (``post_migrate``)."""
+    def closing(self) -> None:
+        """However the run ends, once connected: before the connection and the lock go."""
+
+def run_tenant(
+    params_json: str,
+    tenant: str,
+    graph_json: str,
+    session: _TenantSession,
+    *,
+    app_label: str | None = None,
+    migration_name: str | None = None,
+    lock_wait: float | None = None,
+    fake: bool = False,
+    fake_initial: bool = False,
+    cache: ReplayCache | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+) -> Report | None:
+    """One tenant's run: the run lock (with ``lock_wait``), the history, Django's plan and
+    its execution, ``session`` called back for Django's part. ``None`` when ``planned``
+    ended it."""
 
 def compute_plan(
     graph_json: str,

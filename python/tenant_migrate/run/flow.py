@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -47,151 +48,171 @@ def migrate_record(
     register_alias(alias, settings_dict, schema)
     check_arguments(opts)
     shared = shared or Shared()
-    # Taken before the plan is read: another run may be half-way through this tenant.
-    run_lock = (
-        _core.RunLock(rust_params(settings_dict, schema), record.tenant_id, opts.lock_wait, out.write)
-        if opts.writes
-        else None
-    )
-    try:
-        database = _core.TenantDatabase(
-            rust_params(settings_dict, schema, opts.lock_timeout, opts.statement_timeout)
+    # From here to the end of the run, in this thread, Django's default database is the
+    # tenant: migrations and signal receivers written for plain `migrate` reach it.
+    with tenant_as_default(alias) as connection:
+        # Lock, history, plan and execution are the core's, in one call; it calls the
+        # session back for Django's part.
+        return _core.run_tenant(
+            rust_params(settings_dict, schema, opts.lock_timeout, opts.statement_timeout),
+            record.tenant_id,
+            shared.graph,
+            TenantSession(connection, record, opts, out, shared),
+            app_label=opts.app_label,
+            migration_name=opts.migration_name,
+            lock_wait=opts.lock_wait if opts.writes else None,
+            fake=opts.fake,
+            fake_initial=opts.fake_initial,
+            cache=shared.cache,
+            retries=opts.retries,
+            retry_delay=opts.retry_delay,
         )
-    except BaseException:
-        if run_lock is not None:
-            run_lock.release()
-        raise
-    stop_rust = INTERRUPTER.register(database.interrupt)
-    try:
-        # From here to the end of the run, in this thread, Django's default database is the
-        # tenant: migrations and signal receivers written for plain `migrate` reach it.
-        with tenant_as_default(alias) as connection:
-            stop_django = INTERRUPTER.register(cancel_django(connection))
+
+
+class TenantSession:
+    """Django's part of one tenant's run, called back by ``_core.run_tenant`` in Django's
+    ``migrate`` order: the plan's output, ``pre_migrate``, the hooks the executor calls,
+    ``post_migrate``."""
+
+    def __init__(
+        self, connection: Any, record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared
+    ) -> None:
+        self.connection = connection
+        self.record = record
+        self.opts = opts
+        self.out = out
+        self.shared = shared
+        self.database: _core.TenantDatabase | None = None
+        self.hooks: DjangoHooks | LazyHooks | None = None
+        self.django_plan: list[tuple[Any, bool]] = []
+        self.group: tuple[Any, ...] = ()
+        # Undone by ``closing``: the heartbeat (already by ``finished``), then the
+        # interrupt registrations, which cover post_migrate too.
+        self.registered = ExitStack()
+        self.beating = ExitStack()
+
+    def waiting(self, notice: str) -> None:
+        self.out.write(notice)
+
+    def opened(self, database: _core.TenantDatabase) -> None:
+        self.database = database
+        for stop in (database.interrupt, cancel_django(self.connection)):
+            self.registered.callback(INTERRUPTER.unregister, INTERRUPTER.register(stop))
+
+    def target_checked(self) -> None:
+        check_app_label(self.opts)
+
+    def planned(self, plan: _core.Plan) -> tuple[DjangoHooks | LazyHooks, list[str]] | None:
+        opts, out = self.opts, self.out
+        # Only then --prune, so that a run refused by the history, the app label or the
+        # target has deleted nothing.
+        if opts.prune:
+            assert self.database is not None
+            prune(self.database, self.shared.graph, opts, out)
+        if opts.plan:
+            print_plan(out, self.record.tenant_id, plan, self.shared.loader)
+        if opts.check and plan.steps:
+            raise UnappliedMigrations(self.record.tenant_id)
+        # As Django's migrate: --prune, --plan and --check change no schema.
+        if opts.plan or opts.check or opts.prune:
+            return None
+        if opts.skip_up_to_date and not plan.steps:
+            return None
+        self.hooks = self._prepare(plan)
+        return self.hooks, self.shared.recorder_ddl(self.connection)
+
+    def finished(self, report: _core.Report) -> None:
+        self.beating.close()
+        assert self.hooks is not None
+        hooks, shared, out = self.hooks, self.shared, self.out
+        with DJANGO_LOCK:
+            post_apps = shared.state_apps(
+                ("post", *self.group), lambda: post_migrate_apps(hooks.final_state())
+            )
+            emit(signals.post_migrate, out, self.connection.alias, self.opts, post_apps, self.django_plan)
+        out.write(
+            f"Migrations completed successfully for tenant '{self.record.tenant_id}'.", out.style.SUCCESS
+        )
+
+    def closing(self) -> None:
+        try:
+            self.beating.close()
+        finally:
             try:
-                return _plan_and_run(database, connection, record, opts, out, shared)
+                self.registered.close()
             finally:
-                INTERRUPTER.unregister(stop_django)
-                connection.close()
-    finally:
-        INTERRUPTER.unregister(stop_rust)
-        database.close()
-        if run_lock is not None:
-            run_lock.release()
+                self.connection.close()
 
+    def _prepare(self, plan: _core.Plan) -> DjangoHooks | LazyHooks:
+        """The header, ``pre_migrate`` and the heartbeat, up to the first migration."""
+        opts, out, shared, connection = self.opts, self.out, self.shared, self.connection
+        out.write(f"Running migrations for tenant: {printable(self.record.name)}", out.style.MIGRATE_HEADING)
+        connection.prepare_database()
+        steps = plan.steps
+        django_plan = self.django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]
+        by_key = {(m.app_label, m.name): m for m, _ in django_plan}
+        group = self.group = (frozenset(plan.applied), tuple(steps), opts.fake)
 
-def _plan_and_run(
-    database: _core.TenantDatabase,
-    connection: Any,
-    record: _core.TenantRecord,
-    opts: MigrateOptions,
-    out: Output,
-    shared: Shared,
-) -> _core.Report | None:
-    # Django's order: history and conflicts, then the app label, then the target; only
-    # then --prune, so that a run refused by any of them has deleted nothing.
-    if opts.app_label:
-        database.plan(shared.graph, None, None)
-        check_app_label(opts)
-    plan = database.plan(shared.graph, opts.app_label, opts.migration_name)
-    if opts.prune:
-        prune(database, shared.graph, opts, out)
-    if opts.plan:
-        print_plan(out, record.tenant_id, plan, shared.loader)
-    if opts.check and plan.steps:
-        raise UnappliedMigrations(record.tenant_id)
-    # As Django's migrate: --prune, --plan and --check change no schema.
-    if opts.plan or opts.check or opts.prune:
-        return None
-    if opts.skip_up_to_date and not plan.steps:
-        return None
-    return _run(database, connection, plan, record, opts, out, shared)
+        def make_hooks() -> DjangoHooks:
+            executor = shared.executor(connection)
+            if not plan.replace_migrations:
+                executor.loader.replace_migrations = False
+                executor.loader.build_graph()
+            # The executor works on the very objects the pre_migrate handlers saw (and may
+            # have extended, as contenttypes does after a RenameModel).
+            executor.loader.graph.nodes.update(by_key)
+            nodes = executor.loader.graph.nodes
+            full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
+            hooks = DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
+            hooks.timeouts = (opts.lock_timeout, opts.statement_timeout)
+            return hooks
 
+        lazy = (
+            shared.cache is not None
+            and bool(steps)
+            and not steps[0][2]
+            and plan.replace_migrations
+            and not (opts.fake or opts.fake_initial)
+            and not any((a, n) in shared.squash_related for a, n, _ in steps)
+        )
+        print_header(out, plan)
+        with DJANGO_LOCK:
+            hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
+            pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
+            emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 
-def _run(
-    database: _core.TenantDatabase,
-    connection: Any,
-    plan: _core.Plan,
-    record: _core.TenantRecord,
-    opts: MigrateOptions,
-    out: Output,
-    shared: Shared,
-) -> _core.Report:
-    out.write(f"Running migrations for tenant: {printable(record.name)}", out.style.MIGRATE_HEADING)
-    connection.prepare_database()
-    steps = plan.steps
-    django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]
-    by_key = {(m.app_label, m.name): m for m, _ in django_plan}
-    group = (frozenset(plan.applied), tuple(steps), opts.fake)
-
-    def make_hooks() -> DjangoHooks:
-        executor = shared.executor(connection)
-        if not plan.replace_migrations:
-            executor.loader.replace_migrations = False
-            executor.loader.build_graph()
-        # The executor works on the very objects the pre_migrate handlers saw (and may have
-        # extended, as contenttypes does after a RenameModel).
-        executor.loader.graph.nodes.update(by_key)
-        nodes = executor.loader.graph.nodes
-        full_plan = [nodes[key] for key in plan.full_plan if key in nodes]
-        hooks = DjangoHooks(executor, django_plan, full_plan, None, out, shared, group)
-        hooks.timeouts = (opts.lock_timeout, opts.statement_timeout)
+        out.write("Running migrations:", out.style.MIGRATE_HEADING)
+        if not django_plan:
+            out.write("  No migrations to apply.")
+            if opts.verbosity >= 1:
+                unreflected_changes_notice(out, shared)
+        self._start_heartbeat()
         return hooks
 
-    lazy = (
-        shared.cache is not None
-        and bool(steps)
-        and not steps[0][2]
-        and plan.replace_migrations
-        and not (opts.fake or opts.fake_initial)
-        and not any((a, n) in shared.squash_related for a, n, _ in steps)
-    )
-    print_header(out, plan)
-    with DJANGO_LOCK:
-        hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
-        pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
-        emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
+    def _start_heartbeat(self) -> None:
+        out, database = self.out, self.database
+        assert database is not None
+        shares_terminal = same_terminal(out.stdout, sys.stderr) and not out.whole_lines
+        if self.opts.heartbeat > 0 and not out.stdout.isatty():
+            # In a log a beat would land in the middle of "name ... OK": print the line whole.
+            out.whole_lines = True
+        heartbeat = Heartbeat(
+            sys.stderr,
+            self.opts.heartbeat,
+            self.record.tenant_id,
+            database.backend_pid(),
+            self.connection.settings_dict,
+            running=database.running_statement,
+            open_line=lambda: (out.open_step or "") if shares_terminal else "",
+        )
+        out.heartbeat = heartbeat
 
-    out.write("Running migrations:", out.style.MIGRATE_HEADING)
-    if not django_plan:
-        out.write("  No migrations to apply.")
-        if opts.verbosity >= 1:
-            unreflected_changes_notice(out, shared)
-    shares_terminal = same_terminal(out.stdout, sys.stderr) and not out.whole_lines
-    if opts.heartbeat > 0 and not out.stdout.isatty():
-        # In a log a beat would land in the middle of "name ... OK": print the line whole.
-        out.whole_lines = True
-    heartbeat = Heartbeat(
-        sys.stderr,
-        opts.heartbeat,
-        record.tenant_id,
-        database.backend_pid(),
-        connection.settings_dict,
-        running=database.running_statement,
-        open_line=lambda: (out.open_step or "") if shares_terminal else "",
-    )
-    out.heartbeat = heartbeat
-    try:
-        with heartbeat:
-            report = database.migrate(
-                plan,
-                hooks,
-                tenant=record.tenant_id,
-                recorder_ddl=shared.recorder_ddl(connection),
-                fake=opts.fake and bool(django_plan),
-                fake_initial=opts.fake_initial and bool(django_plan),
-                cache=shared.cache,
-                retries=opts.retries,
-                retry_delay=opts.retry_delay,
-            )
-    finally:
-        out.heartbeat = None
-        out.close_line()
+        def stop() -> None:
+            out.heartbeat = None
+            out.close_line()
 
-    with DJANGO_LOCK:
-        post_apps = shared.state_apps(("post", *group), lambda: post_migrate_apps(hooks.final_state()))
-        emit(signals.post_migrate, out, connection.alias, opts, post_apps, django_plan)
-    out.write(f"Migrations completed successfully for tenant '{record.tenant_id}'.", out.style.SUCCESS)
-    return report
+        self.beating.callback(stop)
+        self.beating.enter_context(heartbeat)
 
 
 def prune(database: _core.TenantDatabase, graph: str, opts: MigrateOptions, out: Output) -> None:

@@ -105,4 +105,3 @@ impl executor::Hooks for PyHooks {
         })
     }
 }
-

@@ -103,7 +103,6 @@ pub(crate) struct Report {
     pub(crate) squashes_recorded: Vec<Key>,
 }
 
-
 /// Pure planning: Django's decisions for a graph and an applied set (used by tests and tools).
 #[pyfunction]
 #[pyo3(signature = (graph_json, applied, app_label=None, migration_name=None))]
@@ -125,4 +124,3 @@ pub(crate) fn compute_plan(
         .map_err(Error::from)?;
     Ok(Plan { inner })
 }
-

@@ -33,4 +33,3 @@ pub(crate) fn close_idle_connections(py: Python<'_>) -> usize {
 pub(crate) fn set_idle_connection_limit(py: Python<'_>, limit: usize) -> usize {
     py.detach(|| backend::postgres::set_idle_limit(limit))
 }
-

@@ -28,7 +28,6 @@ impl TenantRecord {
     }
 }
 
-
 pub(crate) fn record_to_py(record: tenant::TenantRecord) -> TenantRecord {
     TenantRecord {
         tenant_id: record.tenant_id,
@@ -70,4 +69,3 @@ pub(crate) fn lookup_tenant(
     })?;
     Ok(record_to_py(record))
 }
-

@@ -21,7 +21,12 @@ pub(crate) fn history_guard(params_json: &str) -> PyResult<(String, Option<Strin
 /// The error a Django-applied migration raises when its history guard fails: `lost` when the
 /// run lock is gone, else the migration was recorded by another run meanwhile.
 #[pyfunction]
-pub(crate) fn concurrent_run(py: Python<'_>, tenant: String, migration: String, lost: bool) -> Py<PyAny> {
+pub(crate) fn concurrent_run(
+    py: Python<'_>,
+    tenant: String,
+    migration: String,
+    lost: bool,
+) -> Py<PyAny> {
     let source = if lost {
         error::DbError::RunLockLost
     } else {

@@ -111,9 +111,12 @@ fn run_open(
         app_label,
         migration_name,
     };
-    let plan = Py::new(py, Plan {
-        inner: db.plan_for(py, spec, &request)?,
-    })?;
+    let plan = Py::new(
+        py,
+        Plan {
+            inner: db.plan_for(py, spec, &request)?,
+        },
+    )?;
     let answer = session.call_method1("planned", (plan.clone_ref(py),))?;
     if answer.is_none() {
         return Ok(None);

@@ -11,7 +11,6 @@ use crate::status;
 /// `showmigrations` lines of one app: `(name, replaces, mark)`.
 pub(crate) type ListLines = Vec<(String, usize, &'static str)>;
 
-
 /// One tenant's standing, as `tenant_status` found it.
 #[pyclass(frozen, module = "tenant_migrate._core", get_all)]
 pub(crate) struct TenantStatus {
@@ -30,7 +29,10 @@ pub(crate) struct TenantStatus {
     apps: Vec<(String, ListLines)>,
 }
 
-pub(crate) fn tenant_status_of(history: status::History, standing: Option<status::Standing>) -> TenantStatus {
+pub(crate) fn tenant_status_of(
+    history: status::History,
+    standing: Option<status::Standing>,
+) -> TenantStatus {
     let failed = |kind, error: String| TenantStatus {
         state: "error",
         error_kind: Some(kind),
@@ -144,4 +146,3 @@ pub(crate) fn tenant_status(
     })?;
     Ok(statuses)
 }
-

@@ -7,43 +7,26 @@ database, and SQL compiled once is replayed on every tenant verified to be in th
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from . import _core, report
+from . import _core, pending, report
 from .budget import fit_jobs
 from .connections import tenant_settings, vendor_of
 from .exceptions import UnappliedMigrations
-from .graph import graph_json
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
 from .management.errors import to_command_error
+from .outcomes import TenantOutcome, outcome_of, summary
 from .output import Output
 from .progress import progress_for
 from .run.flow import migrate_record
 from .run.options import MigrateOptions
 from .run.shared import Shared
-from .status import as_json, dump_json, read_standings, select_tenants
-
-
-@dataclass
-class TenantOutcome:
-    tenant_id: str
-    # "migrated", "up-to-date", "planned", "pending", "failed", "missing", "not-reached",
-    # "interrupted": see report.py for what each means.
-    status: str
-    seconds: float = 0.0
-    applied: list[str] = field(default_factory=list)
-    replayed: int = 0
-    compiled: int = 0
-    via_django: int = 0
-    drift: int = 0
-    error: str | None = None
+from .status import read_standings, select_tenants
 
 
 def server_key(record: _core.TenantRecord) -> tuple[str, str, str]:
@@ -55,25 +38,6 @@ def server_key(record: _core.TenantRecord) -> tuple[str, str, str]:
     if vendor == "sqlite":
         return ("sqlite", "", "")
     return (vendor, str(settings_dict.get("HOST") or "localhost"), str(settings_dict.get("PORT") or 5432))
-
-
-def outcome_of(
-    tenant_id: str, report: _core.Report | None, seconds: float, opts: MigrateOptions
-) -> TenantOutcome:
-    if report is None:
-        status = "planned" if opts.plan else "up-to-date"
-        return TenantOutcome(tenant_id, status, seconds)
-    steps = report.steps
-    return TenantOutcome(
-        tenant_id,
-        "migrated" if steps else "up-to-date",
-        seconds,
-        applied=[f"{'-' if s.backwards else ''}{s.app}.{s.name}" for s in steps],
-        replayed=sum(s.route == "replay" for s in steps),
-        compiled=sum(s.route == "sql" for s in steps),
-        via_django=sum(s.route == "django" for s in steps),
-        drift=sum(s.drift for s in steps),
-    )
 
 
 class AllTenantsRun:
@@ -212,9 +176,10 @@ class AllTenantsRun:
         to_run_ids = {r.tenant_id for r in to_run}
         if self.journal_arguments is not None:
             journaled = [r.tenant_id for r in records if r.tenant_id in settled or r.tenant_id in to_run_ids]
-            self.journal = Journal(self.journal_arguments, journaled)
-            for outcome in settled.values():
-                self.journal.record(outcome.tenant_id, outcome.status, 0.0, outcome.error)
+            # Outcomes known before anything runs (up to date, missing) are written with the
+            # rows: one statement, where one each was most of a no-op run's time.
+            known = {o.tenant_id: (o.status, o.error) for o in settled.values()}
+            self.journal = Journal(self.journal_arguments, journaled, known)
         progress = progress_for(
             len(to_run),
             None if self.json_report else self.stdout,
@@ -231,17 +196,15 @@ class AllTenantsRun:
         if INTERRUPTER.fired.is_set():
             self.stopped_by = "interrupted"
         outcomes = []
+        not_reached = f"not reached ({self.stopped_by})"
         for record in records:
             if record.tenant_id in settled:
                 outcomes.append(settled[record.tenant_id])
             elif record.tenant_id in to_run_ids:
-                outcome = TenantOutcome(
-                    record.tenant_id, "not-reached", error=f"not reached ({self.stopped_by})"
-                )
-                outcomes.append(outcome)
-                if self.journal is not None:
-                    self.journal.record(outcome.tenant_id, outcome.status, 0.0, outcome.error)
+                outcomes.append(TenantOutcome(record.tenant_id, "not-reached", error=not_reached))
         if self.journal is not None:
+            unreached = [o.tenant_id for o in outcomes if o.status == "not-reached"]
+            self.journal.record_many(unreached, "not-reached", not_reached)
             self.journal.finish()
         return outcomes
 
@@ -341,128 +304,28 @@ class AllTenantsRun:
             return TenantOutcome(record.tenant_id, "failed", time.monotonic() - began, error=message)
         return outcome_of(record.tenant_id, report, time.monotonic() - began, self.opts)
 
-    def summary(self, outcomes: list[TenantOutcome]) -> dict[str, Any]:
-        count = {
-            s: sum(o.status == s for o in outcomes)
-            for s in (
-                "migrated",
-                "up-to-date",
-                "failed",
-                "interrupted",
-                "not-reached",
-                "missing",
-                "pending",
-                "planned",
-            )
-        }
-        cache = getattr(self.shared, "cache", None)
-        return {
-            "tenants": len(outcomes),
-            **count,
-            "replayed": sum(o.replayed for o in outcomes),
-            "compiled": sum(o.compiled for o in outcomes),
-            "via_django": sum(o.via_django for o in outcomes),
-            # Counted by the cache: a tenant that failed later still drifted.
-            "drift": cache.drifts if cache is not None else 0,
-            "cached_sql": len(cache) if cache is not None else 0,
-        }
-
     def print_report(self, outcomes: list[TenantOutcome], seconds: float) -> None:
-        summary = self.summary(outcomes)
-        summary["seconds"] = round(seconds, 3)
-        lost = self.journal.lost if self.journal is not None else None
-        if lost is not None:
-            summary["journal_error"] = lost
-        if self.json_report:
-            self.stdout.write(
-                json.dumps({"summary": summary, "tenants": [asdict(o) for o in outcomes]}, indent=2)
-            )
-            return
-        if self.opts.verbosity < 1:
-            return
-        self.stdout.write(
-            self.style.MIGRATE_HEADING(f"Summary: {summary['tenants']:,} tenants in {seconds:.1f}s")
-            + (": " + report.counts(summary) if report.counts(summary) else "")
-            + "."
+        journal = self.journal
+        report.print_run(
+            self.stdout.write,
+            self.style,
+            outcomes,
+            summary(outcomes, getattr(self.shared, "cache", None)),
+            seconds,
+            json_report=self.json_report,
+            verbosity=self.opts.verbosity,
+            stopped_by=self.stopped_by,
+            journal=(journal.run.pk, journal.lost) if journal is not None else None,
         )
-        for line in report.routes(
-            summary["replayed"], summary["compiled"], summary["via_django"], summary["drift"]
-        ):
-            self.stdout.write(line)
-
-        def rows(status: str) -> list[tuple[str, str]]:
-            return [(o.tenant_id, o.error or "") for o in outcomes if o.status == status]
-
-        write = self.stdout.write
-        report.listing(write, self.style.ERROR("Failed tenants:"), rows("failed"), "failed")
-        report.listing(
-            write,
-            self.style.ERROR("Interrupted tenants (the migration in progress was rolled back):"),
-            rows("interrupted"),
-            "interrupted",
-        )
-        unreached = rows("not-reached")
-        if len(unreached) > report.LISTED:
-            write(self.style.ERROR(f"{report.counted(len(unreached), 'not reached')} ({self.stopped_by})."))
-        else:
-            report.listing(write, self.style.ERROR("Tenants not reached:"), unreached, "not reached")
-        report.listing(write, self.style.WARNING("Missing tenants (skipped):"), rows("missing"), "missing")
-        report.listing(write, "Tenants with unapplied migrations:", rows("pending"), "pending")
-        if lost is not None and self.journal is not None:
-            self.stdout.write(
-                self.style.WARNING(
-                    f"Warning: the run journal (run #{self.journal.run.pk}) could not be completed in the "
-                    f"master database ({lost}); --resume would run again the tenants it did not record."
-                )
-            )
 
     def check(self) -> bool:
-        """``--check``: every selected tenant's pending migrations, read at once and changing
-        nothing. True when the run should fail: something pending, a tenant that could not be
-        read, or (``strict``) a missing one."""
-        records = self.select()
-        standings = read_standings(
-            records,
-            graph_json(),
-            app_label=self.opts.app_label,
-            migration_name=self.opts.migration_name,
+        """``--check``: see ``pending.check``."""
+        return pending.check(
+            self.select(),
+            self.opts,
             jobs=self.jobs,
+            strict=self.strict,
+            json_report=self.json_report,
+            stdout=self.stdout,
+            style=self.style,
         )
-        count = {state: sum(s.state == state for s in standings) for state in STATES}
-        if self.json_report:
-            self.stdout.write(
-                dump_json(
-                    {
-                        "summary": {"tenants": len(standings), **count},
-                        "tenants": [as_json(s, with_apps=False) for s in standings],
-                    }
-                )
-            )
-        else:
-            sections = (
-                ("pending", "Tenants with unapplied migrations:", None),
-                ("missing", "Missing tenants" + ("" if self.strict else " (skipped)") + ":", None),
-                ("error", "Tenants whose history could not be read:", self.style.ERROR),
-            )
-            for state, title, style in sections:
-                rows = [
-                    (
-                        s.tenant_id,
-                        ", ".join(s.lacks_labels())
-                        if state == "pending"
-                        else (s.error or "").splitlines()[0],
-                    )
-                    for s in standings
-                    if s.state == state
-                ]
-                report.listing(self.stdout.write, style(title) if style else title, rows, state)
-            parts = [report.counted(count[k], k) for k in STATES if count[k]]
-            self.stdout.write(
-                self.style.MIGRATE_HEADING(f"Summary: {len(standings):,} tenants")
-                + (": " + ", ".join(parts) if parts else "")
-                + "."
-            )
-        return bool(count["pending"] or count["error"] or (self.strict and count["missing"]))
-
-
-STATES = ("up-to-date", "pending", "missing", "error")

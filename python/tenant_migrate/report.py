@@ -13,7 +13,9 @@ short, and one vocabulary (docs/commands.md, "Outcomes of a run"):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 # Beyond this many tenants a list is a count: a run over thousands of tenants that stopped
@@ -102,3 +104,61 @@ def run_failed(outcomes: Sequence[Any]) -> str | None:
     if unreached:
         text += f"; {counted(unreached, 'not reached')}"
     return text
+
+
+def print_run(
+    write: Callable[[str], None],
+    style: Any,
+    outcomes: Sequence[Any],
+    summary: dict[str, Any],
+    seconds: float,
+    *,
+    json_report: bool,
+    verbosity: int,
+    stopped_by: str,
+    journal: tuple[int, str | None] | None,
+) -> None:
+    """The end of ``migratealltenants``: the summary and the tenants worth naming, or with
+    ``json_report`` every tenant as JSON. ``journal`` is the run's journal (its id, and why it
+    could not be completed, if it could not)."""
+    summary["seconds"] = round(seconds, 3)
+    lost = journal[1] if journal is not None else None
+    if lost is not None:
+        summary["journal_error"] = lost
+    if json_report:
+        write(json.dumps({"summary": summary, "tenants": [asdict(o) for o in outcomes]}, indent=2))
+        return
+    if verbosity < 1:
+        return
+    write(
+        style.MIGRATE_HEADING(f"Summary: {summary['tenants']:,} tenants in {seconds:.1f}s")
+        + (": " + counts(summary) if counts(summary) else "")
+        + "."
+    )
+    for line in routes(summary["replayed"], summary["compiled"], summary["via_django"], summary["drift"]):
+        write(line)
+
+    def rows(status: str) -> list[tuple[str, str]]:
+        return [(o.tenant_id, o.error or "") for o in outcomes if o.status == status]
+
+    listing(write, style.ERROR("Failed tenants:"), rows("failed"), "failed")
+    listing(
+        write,
+        style.ERROR("Interrupted tenants (the migration in progress was rolled back):"),
+        rows("interrupted"),
+        "interrupted",
+    )
+    unreached = rows("not-reached")
+    if len(unreached) > LISTED:
+        write(style.ERROR(f"{counted(len(unreached), 'not reached')} ({stopped_by})."))
+    else:
+        listing(write, style.ERROR("Tenants not reached:"), unreached, "not reached")
+    listing(write, style.WARNING("Missing tenants (skipped):"), rows("missing"), "missing")
+    listing(write, "Tenants with unapplied migrations:", rows("pending"), "pending")
+    if lost is not None and journal is not None:
+        write(
+            style.WARNING(
+                f"Warning: the run journal (run #{journal[0]}) could not be completed in the "
+                f"master database ({lost}); --resume would run again the tenants it did not record."
+            )
+        )

@@ -22,14 +22,10 @@ from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import _core
-from .connections import (
-    master_file_missing,
-    register_alias,
-    tenant_aliases,
-    tenant_settings,
-    unknown_tenant,
-)
+from .connections import register_alias, tenant_aliases, tenant_settings
 from .exceptions import MasterUnreachable, TenantConfigError
+from .names import unknown_tenant
+from .params import master_file_missing
 from .registry import registry_missing_text
 
 

@@ -15,13 +15,14 @@ from typing import Any, TextIO
 
 from . import _core, pending, report
 from .budget import fit_jobs
-from .connections import tenant_settings, vendor_of
+from .connections import tenant_settings
 from .exceptions import UnappliedMigrations
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
 from .management.errors import to_command_error
 from .outcomes import TenantOutcome, outcome_of, summary
 from .output import Output
+from .params import vendor_of
 from .progress import progress_for
 from .run.flow import migrate_record
 from .run.options import MigrateOptions

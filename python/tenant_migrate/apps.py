@@ -12,12 +12,12 @@ class TenantMigrateConfig(AppConfig):
         from . import (
             aliases,
             checks,  # noqa: F401  (registers the system checks)
-            connections,
             context,
             recorder,
+            search_path,
         )
 
-        connections.install_signal_handlers()
+        search_path.install_signal_handlers()
         context.install_content_type_cache()
         recorder.install()
         aliases.install()

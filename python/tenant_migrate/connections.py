@@ -1,4 +1,4 @@
-"""How a tenant is reached: Django settings for its alias, and the parameters Rust connects with.
+"""How a tenant is reached: Django settings for its alias, checked.
 
 A tenant's connection is the base database's settings (``TENANT_MIGRATE["DATABASE"]``) with
 its own database name (database isolation) or its own schema (schema isolation), plus the
@@ -10,34 +10,30 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.db import connections, transaction
-from django.db.backends.signals import connection_created
+from django.db import connections
 
-from . import _core, conf
-from .exceptions import MasterUnreachable, TenantConfigError
+from . import conf
+from .exceptions import TenantConfigError
+from .names import (
+    RESERVED_DATABASES,
+    RESERVED_SCHEMAS,
+    TEMPLATE_ID,
+    check_pg_name,
+    check_tenant_id,
+    check_text,
+    shown,
+)
+from .params import add_client_timeouts, vendor_of
 from .registry import defaults_for
 
 # alias -> schema, for the aliases this package registered (schema isolation has a schema).
 _TENANT_ALIASES: dict[str, str | None] = {}
 
+
 ALLOWED_OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
-
-
-def quote_ident(name: str) -> str:
-    """Double-quote an identifier as the core does (Django's quote_name does not double
-    embedded quotes)."""
-    try:
-        return _core.quote_ident(name)
-    except _core.InvalidArgument as err:  # a NUL character
-        # The core's text ("identifier contains a NUL character"), as a sentence.
-        reason = str(err)
-        raise TenantConfigError(reason[:1].upper() + reason[1:]) from err
 
 
 def tenant_aliases() -> list[str]:
@@ -52,32 +48,6 @@ def is_tenant_alias(alias: str) -> bool:
     return alias in _TENANT_ALIASES
 
 
-def vendor_of(settings_dict: dict[str, Any]) -> str:
-    engine = str(settings_dict.get("ENGINE", ""))
-    if engine.endswith("sqlite3"):
-        return "sqlite"
-    if "postgresql" in engine or "postgis" in engine:
-        return "postgresql"
-    raise TenantConfigError(f"Unsupported database engine for tenants: {engine!r}")
-
-
-def check_text(kind: str, value: str | None, max_length: int | None = None) -> None:
-    """Refuse input no tenant, app or migration can be named by: control characters (NUL,
-    newlines, terminal escapes, which could also forge lines of output) and overlong values.
-    Errors show the value with repr(), so what the user sees is exactly what was given."""
-    if value is None:
-        return
-    if not value.isprintable():
-        raise TenantConfigError(f"Invalid {kind} {value!r}: it contains control characters.")
-    if max_length is not None and len(value) > max_length:
-        raise TenantConfigError(f"Invalid {kind} {value[:40]!r}...: longer than {max_length} characters.")
-
-
-def printable(text: str) -> str:
-    """Text for output: control characters escaped, so a value cannot forge lines."""
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
 def sqlite_path(database_name: str) -> Path:
     """The tenant's SQLite file, which must stay inside the configured folder."""
     check_text("SQLite database name", database_name, 255)
@@ -88,89 +58,6 @@ def sqlite_path(database_name: str) -> Path:
     if path.parent != folder:
         raise TenantConfigError(f"SQLite database {database_name!r} would leave {folder}")
     return path
-
-
-# PostgreSQL silently truncates longer identifiers (in bytes): two names that differ only
-# beyond this would reach the same database or schema.
-MAX_IDENTIFIER_BYTES = 63
-# Names that belong to the server or the database itself, never to a tenant.
-RESERVED_DATABASES = ("postgres", "template0", "template1")
-RESERVED_SCHEMAS = ("public", "information_schema")  # and every name starting with pg_
-# The tenant template's id (see templates.py): never a tenant's, and its names are nobody's.
-TEMPLATE_ID = "_template"
-
-
-def check_tenant_id(tenant_id: str) -> None:
-    """The check every path applies to a tenant id, however it was written (createtenant, the
-    registry behind its back): not empty, printable, at most 63 bytes. Ids of rows written
-    before (or by a project's own tenant model) need not be slugs, so lookups stop here;
-    ``check_new_tenant_id`` adds the slug form createtenant requires."""
-    fault = identifier_fault(tenant_id)
-    if fault == "empty":
-        raise invalid_tenant_id(tenant_id, "it is empty.")
-    if fault == "control":
-        raise invalid_tenant_id(tenant_id, "it contains control characters.")
-    if fault == "long":
-        size = len(tenant_id.encode())
-        raise invalid_tenant_id(tenant_id, f"it is {size} bytes long; at most {MAX_IDENTIFIER_BYTES}.")
-
-
-def identifier_fault(name: str) -> str | None:
-    """The one rule a tenant id and a PostgreSQL database or schema name share (a tenant id
-    names them by default): not empty, no control characters, at most MAX_IDENTIFIER_BYTES
-    bytes. Which part fails ("empty", "control", "long"), or None; each caller says it in its
-    own words."""
-    if not name:
-        return "empty"
-    if not name.isprintable():
-        return "control"
-    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
-        return "long"
-    return None
-
-
-def check_new_tenant_id(tenant_id: str) -> None:
-    """The rule for an id createtenant registers: ``check_tenant_id``, and a lower-case slug."""
-    from .models import TENANT_ID_HELP, TENANT_ID_PATTERN
-
-    check_tenant_id(tenant_id)
-    if not re.match(TENANT_ID_PATTERN, tenant_id):
-        raise invalid_tenant_id(tenant_id, TENANT_ID_HELP)
-
-
-def invalid_tenant_id(tenant_id: str, why: str) -> TenantConfigError:
-    """The one message for a tenant id, on every command: ``Invalid tenant id 'x': why``."""
-    return TenantConfigError(f"Invalid tenant id {_shown(tenant_id)}: {why}")
-
-
-def unknown_tenant(tenant_id: str) -> Exception:
-    """What to say of an id no registry row has: an id createtenant would refuse can never
-    exist, and is called invalid as createtenant calls it; a well-formed one does not exist
-    (two lines: it does not exist, create it first)."""
-    try:
-        check_new_tenant_id(tenant_id)
-    except TenantConfigError as err:
-        return err
-    return _core.tenant_not_found(tenant_id)
-
-
-def check_pg_name(kind: str, name: str) -> None:
-    """A PostgreSQL database or schema name, counted in bytes as PostgreSQL counts it."""
-    fault = identifier_fault(name)
-    if fault == "empty":
-        raise TenantConfigError(f"The {kind} must not be empty.")
-    if fault == "control":
-        check_text(kind, name)  # its message for control characters
-    if fault == "long":
-        size = len(name.encode())
-        raise TenantConfigError(
-            f"Invalid {kind} {_shown(name)}: it is {size} bytes long; PostgreSQL allows at most "
-            f"{MAX_IDENTIFIER_BYTES} and would silently truncate it (onto another name)."
-        )
-
-
-def _shown(value: str) -> str:
-    return repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
@@ -184,7 +71,7 @@ def connection_overrides(record: Any) -> dict[str, Any]:
     """A tenant's connection overrides, checked: a JSON object of HOST and USER (strings), PORT
     (1 to 65535) and PASSWORD (a string or a number, taken as text; never shown in a message)."""
     raw = record.connection
-    where = f"The connection overrides of tenant {_shown(str(record.tenant_id))}"
+    where = f"The connection overrides of tenant {shown(str(record.tenant_id))}"
     if isinstance(raw, str):
         try:
             raw = json.loads(raw or "{}")
@@ -198,7 +85,7 @@ def connection_overrides(record: Any) -> dict[str, Any]:
     for key, value in raw.items():
         if key not in ALLOWED_OVERRIDES:
             raise TenantConfigError(
-                f"{where} name {_shown(str(key))}; only {', '.join(ALLOWED_OVERRIDES)} can be overridden."
+                f"{where} name {shown(str(key))}; only {', '.join(ALLOWED_OVERRIDES)} can be overridden."
             )
         if value is None:
             continue
@@ -207,8 +94,8 @@ def connection_overrides(record: Any) -> dict[str, Any]:
             if isinstance(value, str) and value.strip().isdigit():
                 port = int(value)
             if port is None or not 1 <= port <= 65535:
-                shown = _shown(value) if isinstance(value, str) else json.dumps(value)[:40]
-                raise TenantConfigError(f"{where}: PORT must be a number from 1 to 65535, not {shown}.")
+                given = shown(value) if isinstance(value, str) else json.dumps(value)[:40]
+                raise TenantConfigError(f"{where}: PORT must be a number from 1 to 65535, not {given}.")
             overrides[key] = port
         elif key == "PASSWORD":
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -313,8 +200,8 @@ def tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
     for other in getattr(record, "namesakes", None) or ():
         if tenant_location(other) == location(settings_dict, schema):
             raise TenantConfigError(
-                f"Tenant {_shown(record.tenant_id)} names the {describe(settings_dict, schema)}, which "
-                f"tenant {_shown(other.tenant_id)} names too: each tenant needs a database or schema "
+                f"Tenant {shown(record.tenant_id)} names the {describe(settings_dict, schema)}, which "
+                f"tenant {shown(other.tenant_id)} names too: each tenant needs a database or schema "
                 "of its own (correct the registry)."
             )
     return settings_dict, schema
@@ -359,7 +246,7 @@ def _tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
             check_pg_name("database name", record.database_name)
             if record.database_name in RESERVED_DATABASES:
                 raise TenantConfigError(
-                    f"Tenant {_shown(record.tenant_id)}: the database name {record.database_name!r} "
+                    f"Tenant {shown(record.tenant_id)}: the database name {record.database_name!r} "
                     "is reserved to the server."
                 )
             base["NAME"] = record.database_name
@@ -373,7 +260,7 @@ def _tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
         folded = record.schema_name.lower()
         if folded in RESERVED_SCHEMAS or folded.startswith("pg_"):
             raise TenantConfigError(
-                f"Tenant {_shown(record.tenant_id)}: the schema name {_shown(record.schema_name)} is "
+                f"Tenant {shown(record.tenant_id)}: the schema name {shown(record.schema_name)} is "
                 "reserved to the database (public, information_schema, pg_*)."
             )
         schema = record.schema_name
@@ -384,130 +271,10 @@ def _tenant_settings(record: Any) -> tuple[dict[str, Any], str | None]:
     what = reserved.get(location(base, schema))
     if what is not None:
         raise TenantConfigError(
-            f"Tenant {_shown(record.tenant_id)} names the {describe(base, schema)}, which is {what}: "
+            f"Tenant {shown(record.tenant_id)} names the {describe(base, schema)}, which is {what}: "
             "a tenant needs a database or schema of its own."
         )
     return base, schema
-
-
-# What a tenant's Django connection (psycopg, libpq parameters) gets unless the base alias's
-# OPTIONS say otherwise: a server that accepts the connection and never answers fails it in
-# CONNECT_TIMEOUT seconds, and a server that dies mid-run is noticed by TCP keepalives within
-# about a minute (as the Rust core's connections; see backend/postgres.rs).
-CONNECT_TIMEOUT = 10
-CLIENT_OPTIONS = {
-    "connect_timeout": CONNECT_TIMEOUT,
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
-
-
-def psycopg_params(settings_dict: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``psycopg.connect`` to a tenant's server outside Django (creating a
-    database or schema, copying the template), with the same bounds as its Django connection."""
-    options = {**CLIENT_OPTIONS, **(settings_dict.get("OPTIONS") or {})}
-    password = settings_dict.get("PASSWORD")
-    return {
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-        "user": settings_dict.get("USER") or None,
-        "password": str(password) if password not in (None, "") else None,
-        **{key: options[key] for key in CLIENT_OPTIONS},
-    }
-
-
-def add_client_timeouts(settings_dict: dict[str, Any]) -> None:
-    options = dict(settings_dict.get("OPTIONS") or {})
-    for key, value in CLIENT_OPTIONS.items():
-        options.setdefault(key, value)
-    settings_dict["OPTIONS"] = options
-
-
-def rust_params(
-    settings_dict: dict[str, Any],
-    schema: str | None = None,
-    lock_timeout: float | None = None,
-    statement_timeout: float | None = None,
-) -> str:
-    """Connection parameters for the Rust core, as JSON (timeouts in seconds, PostgreSQL only)."""
-    vendor = vendor_of(settings_dict)
-    if vendor == "sqlite":
-        return json.dumps({"vendor": "sqlite", "path": str(settings_dict["NAME"])})
-    port = settings_dict.get("PORT")
-    options = settings_dict.get("OPTIONS") or {}
-    password = settings_dict.get("PASSWORD")
-    return json.dumps(
-        {
-            "vendor": "postgresql",
-            "host": settings_dict.get("HOST") or None,
-            "port": int(port) if port else None,
-            "user": settings_dict.get("USER") or None,
-            # Text whatever its JSON type: the core takes a string, and never shows it.
-            "password": str(password) if password not in (None, "") else None,
-            "dbname": settings_dict.get("NAME"),
-            "schema": schema,
-            "connect_timeout": _whole_seconds(options.get("connect_timeout", CONNECT_TIMEOUT)),
-            "lock_timeout_ms": milliseconds(lock_timeout),
-            "statement_timeout_ms": milliseconds(statement_timeout),
-        }
-    )
-
-
-def _whole_seconds(value: Any) -> int:
-    """libpq's connect_timeout: seconds, 0 or less meaning none (here: the default)."""
-    try:
-        seconds = int(float(value))
-    except (TypeError, ValueError):
-        return CONNECT_TIMEOUT
-    return seconds if 0 < seconds <= 3600 else CONNECT_TIMEOUT
-
-
-def milliseconds(seconds: float | None) -> int | None:
-    """A timeout for the server: whole milliseconds, at least 1 (0 would mean none)."""
-    return None if seconds is None else max(1, round(seconds * 1000))
-
-
-def master_params() -> str:
-    return rust_params(connections.settings["default"])
-
-
-def master_file_missing() -> bool:
-    """A SQLite master file that does not exist (``migrate`` never ran, or NAME is wrong)."""
-    from django.conf import settings
-
-    master = settings.DATABASES.get("default") or {}
-    if not str(master.get("ENGINE", "")).endswith("sqlite3"):
-        return False
-    name = str(master.get("NAME") or "")
-    return bool(name) and name != ":memory:" and not name.startswith("file:") and not os.path.exists(name)
-
-
-def master_missing_text() -> str:
-    from django.conf import settings
-
-    return (
-        f"The master database file {settings.DATABASES['default']['NAME']} does not exist. Run "
-        "'python manage.py migrate' first, or check DATABASES['default']['NAME']."
-    )
-
-
-@contextmanager
-def reading_master() -> Iterator[None]:
-    """Around a read of the registry by the core: a connection failure there is the master's."""
-    try:
-        yield
-    except _core.ConnectionFailed as exc:
-        if master_file_missing():
-            raise MasterUnreachable(master_missing_text()) from exc
-        reason = str(exc).strip()
-        if reason.startswith("master database "):  # the core's words for a SQLite master
-            reason = reason.split(": ", 1)[-1]
-        raise MasterUnreachable(
-            # The core's text names the server it tried.
-            f"Cannot connect to the master database\n{reason}"
-        ) from exc
 
 
 def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None) -> None:
@@ -522,140 +289,3 @@ def register_alias(alias: str, settings_dict: dict[str, Any], schema: str | None
         del connections[alias]
     connections.settings[alias] = settings_dict
     _TENANT_ALIASES[alias] = schema
-
-
-_SET_PATH = "SELECT pg_catalog.set_config('search_path', %s, {local})"
-
-
-def _past_wrapper(connection: Any, sql: str, params: list[Any] | None = None) -> None:
-    # The flag keeps the wrapper below from wrapping this very statement.
-    connection._tenant_migrate_setting_path = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-    finally:
-        connection._tenant_migrate_setting_path = False
-
-
-def _set_search_path(connection: Any, schema: str, local: bool) -> None:
-    # Bound value, never formatted: the name reaches the server as data.
-    _past_wrapper(connection, _SET_PATH.format(local="true" if local else "false"), [quote_ident(schema)])
-
-
-def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
-    # No session-level SET here: behind a transaction-pooling proxy it would stay on the
-    # server connection and reach whichever client gets it next (the application included),
-    # resolving its tables in this tenant's schema. The wrapper sets the path per transaction.
-    schema = _TENANT_ALIASES.get(connection.alias)
-    if schema is not None and _schema_wrapper not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_schema_wrapper)
-    if (
-        connection.alias in _TENANT_ALIASES
-        and connection.vendor == "postgresql"
-        and _history_guard not in connection.execute_wrappers
-    ):
-        connection.execute_wrappers.append(_history_guard)
-
-
-# How Django's MigrationRecorder writes a tenant's history: record_applied binds (app, name,
-# applied), record_unapplied (app, name).
-_RECORDER_WRITES = ('INSERT INTO "django_migrations"', 'DELETE FROM "django_migrations"')
-
-
-def _history_guard(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-    """A history row Django writes for a tenant (a migration it applied: RunPython, non-atomic)
-    is guarded as the Rust core guards its own (see ``lock.rs``): in the row's transaction, the
-    tenant's record lock is taken, then the row is written only if this process still holds the
-    tenant's run lock and no other run wrote (or deleted) that row meanwhile. Otherwise the
-    migration's transaction rolls back with ``ConcurrentRun``."""
-    connection = context["connection"]
-    if (
-        many
-        or getattr(connection, "_tenant_migrate_guarding", False)
-        or not sql.startswith(_RECORDER_WRITES)
-        or not isinstance(params, (list, tuple))
-        or len(params) < 2
-    ):
-        return execute(sql, params, many, context)
-    if connection.in_atomic_block:
-        _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
-        return execute(sql, params, many, context)
-    # Autocommit (after a non-atomic migration): the check and the row commit together.
-    with transaction.atomic(using=connection.alias):
-        _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
-        return execute(sql, params, many, context)
-
-
-def _check_history(connection: Any, inserting: bool, app: str, name: str) -> None:
-    from . import _core
-
-    schema = _TENANT_ALIASES.get(connection.alias)
-    lock, alive = _core.history_guard(rust_params(connection.settings_dict, schema))
-    table = (quote_ident(schema) + "." if schema is not None else "") + '"django_migrations"'
-    connection._tenant_migrate_guarding = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(lock)
-            if alive is not None:
-                cursor.execute(alive)
-                if not cursor.fetchone()[0]:
-                    raise _core.concurrent_run(connection.alias, f"{app}.{name}", True)
-            cursor.execute(f'SELECT count(*) FROM {table} WHERE "app" = %s AND "name" = %s', [app, name])
-            present = cursor.fetchone()[0] > 0
-    finally:
-        connection._tenant_migrate_guarding = False
-    # A row to write must be absent; one to delete present (Django also deletes a squash's own
-    # row, which may never have been written: only a written row can have gone meanwhile).
-    if inserting and present:
-        raise _core.concurrent_run(connection.alias, f"{app}.{name}", False)
-
-
-def reset_session_path(connection: Any) -> None:
-    """After a non-atomic migration, which needed the session setting: take it back."""
-    if _TENANT_ALIASES.get(connection.alias) is None or connection.connection is None:
-        return
-    _past_wrapper(connection, "RESET search_path")
-
-
-def _transaction_started(connection: Any) -> bool:
-    """Whether the server transaction is already open (psycopg begins it with the first
-    statement after autocommit is turned off), so its first statement set the path."""
-    info = getattr(connection.connection, "info", None)
-    status = getattr(info, "transaction_status", None)
-    if status is None:
-        return False
-    return status.name in ("INTRANS", "INERROR")
-
-
-def _schema_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-    """Every statement Django runs for a schema tenant runs with that schema only on the
-    search path, set inside its own transaction (SET LOCAL), like the Rust side does: a
-    transaction-pooling proxy may hand each transaction another server connection, so a
-    session setting cannot be relied on (and would leak to the proxy's next client).
-
-    Inside a transaction the path is set before its first statement. An autocommit statement runs in a short
-    transaction of its own, except while a non-atomic migration runs (its statements, such as
-    CREATE INDEX CONCURRENTLY, may refuse a transaction): those use the session setting, reset
-    when the migration ends (behind a transaction-pooling proxy, run non-atomic migrations on
-    a direct connection).
-    """
-    connection = context["connection"]
-    schema = _TENANT_ALIASES.get(connection.alias)
-    if schema is None or getattr(connection, "_tenant_migrate_setting_path", False):
-        return execute(sql, params, many, context)
-    if connection.in_atomic_block:
-        if _transaction_started(connection):
-            # Set by the first statement of this transaction (which came through here).
-            return execute(sql, params, many, context)
-        _set_search_path(connection, schema, local=True)
-        return execute(sql, params, many, context)
-    if getattr(connection, "tenant_migrate_outside_transaction", False):
-        _set_search_path(connection, schema, local=False)
-        return execute(sql, params, many, context)
-    with transaction.atomic(using=connection.alias):
-        _set_search_path(connection, schema, local=True)
-        return execute(sql, params, many, context)
-
-
-def install_signal_handlers() -> None:
-    connection_created.connect(_on_connection_created, dispatch_uid="tenant_migrate_search_path")

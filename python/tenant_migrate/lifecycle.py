@@ -20,14 +20,10 @@ from typing import Any
 from django.conf import settings
 
 from . import _core, conf
-from .connections import (
-    printable,
-    quote_ident,
-    rust_params,
-    tenant_settings,
-    vendor_of,
-)
+from .connections import tenant_settings
 from .exceptions import TenantConfigError
+from .names import printable, quote_ident
+from .params import rust_params, vendor_of
 from .provisioning import ProvisioningConnectionError, check_pg_identifier
 from .registry import get_tenant_model, id_filter
 

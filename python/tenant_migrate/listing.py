@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .connections import printable
 from .exceptions import TenantConfigError
 from .graph import graph_json
 from .lifecycle import Storage, storage_of
 from .lookup import list_tenants
+from .names import printable
 from .status import Standing, as_json, read_standings
 
 

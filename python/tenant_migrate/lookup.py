@@ -9,8 +9,9 @@ from typing import Any
 from django.db import connections
 
 from . import _core
-from .connections import check_tenant_id, master_params, reading_master
 from .context import master_alias
+from .names import check_tenant_id
+from .params import master_params, reading_master
 from .registry import get_tenant_model, id_filter, ordering, record_values, registry_json
 
 

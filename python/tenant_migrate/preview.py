@@ -11,10 +11,12 @@ from typing import Any
 from django.db import connections
 
 from . import _core
-from .connections import quote_ident, register_alias, rust_params, tenant_settings
+from .connections import register_alias, tenant_settings
 from .graph import needs_python
 from .lookup import lookup
+from .names import quote_ident
 from .output import Output, migration_label
+from .params import rust_params
 from .run.hooks import DjangoHooks
 from .run.options import MigrateOptions, check_app_label
 from .run.shared import Shared

@@ -10,20 +10,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from .connections import (
-    check_new_tenant_id,
-    check_pg_name,
-    check_text,
-    describe,
-    location,
-    psycopg_params,
-    quote_ident,
-    tenant_location,
-    tenant_settings,
-    vendor_of,
-)
+from .connections import describe, location, tenant_location, tenant_settings
 from .exceptions import TenantConfigError
 from .lookup import list_tenants
+from .names import check_new_tenant_id, check_pg_name, check_text, quote_ident
+from .params import psycopg_params, vendor_of
 from .registry import ISOLATIONS, check_registry_table, mapped_fields, new_tenant, tenant_exists
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from django.db.migrations.recorder import MigrationRecorder
 
-from .connections import is_tenant_alias, quote_ident, tenant_schema
+from .connections import is_tenant_alias, tenant_schema
+from .names import quote_ident
 
 # The relation kinds Django's PostgreSQL introspection lists as tables and views.
 _LISTED_KINDS = ("r", "p", "v", "m", "f")

@@ -18,14 +18,12 @@ from typing import Any, TextIO
 from django.apps import apps as global_apps
 
 from . import _core, conf
-from .connections import (
-    rust_params,
-    tenant_settings,
-    unknown_tenant,
-)
+from .connections import tenant_settings
 from .exceptions import TenantConfigError, TenantRunError
 from .lookup import list_tenants
+from .names import unknown_tenant
 from .output import migration_label
+from .params import rust_params
 
 
 @dataclass

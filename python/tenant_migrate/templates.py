@@ -28,17 +28,12 @@ from django.core.management.color import no_style
 from django.db import connections
 
 from . import _core, conf
-from .connections import (
-    TEMPLATE_ID,
-    psycopg_params,
-    quote_ident,
-    rust_params,
-    tenant_settings,
-    vendor_of,
-)
+from .connections import tenant_settings
 from .exceptions import TenantConfigError
 from .lookup import RegistryRow
+from .names import TEMPLATE_ID, quote_ident
 from .output import Output
+from .params import psycopg_params, rust_params, vendor_of
 from .provisioning import TenantSpec, provision, provision_postgres
 from .registry import defaults_for
 from .run.flow import migrate_record

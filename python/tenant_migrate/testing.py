@@ -35,9 +35,11 @@ from django.db import connections
 from django.test.utils import override_settings
 
 from . import _core, conf
-from .connections import quote_ident, register_alias, tenant_settings, vendor_of
+from .connections import register_alias, tenant_settings
 from .lookup import RegistryRow
+from .names import quote_ident
 from .output import Output
+from .params import vendor_of
 from .provisioning import TenantSpec, create_tenant
 from .registry import defaults_for, get_tenant_model, id_filter
 from .run.flow import migrate_record

@@ -19,8 +19,9 @@ from helpers.project import Project, make_tenant, pg_project, sqlite_schema
 from helpers.spec import ALL_ROWS
 from helpers.swapped import DJANGO_TENANTS, swapped_project
 from tenant_migrate import _core, lifecycle
-from tenant_migrate.connections import rust_params, tenant_settings
+from tenant_migrate.connections import tenant_settings
 from tenant_migrate.lookup import lookup
+from tenant_migrate.params import rust_params
 
 UNKNOWN = "Error: Tenant 'nope' does not exist.\nPlease create one with the tenant id 'nope' first.\n"
 NEEDS_TERMINAL = "Error: deletetenant needs confirmation: run it on a terminal or pass --no-input.\n"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from .. import _core
-from ..connections import master_file_missing, master_missing_text, unknown_tenant
 from ..exceptions import MasterUnreachable, TenantMigrateError
+from ..names import unknown_tenant
+from ..params import master_file_missing, master_missing_text
 from ..provisioning import ProvisioningConnectionError
 
 

@@ -19,13 +19,15 @@ from django.db.migrations.state import ProjectState
 from django.db.models import signals
 
 from .. import _core, conf
-from ..connections import printable, register_alias, rust_params, tenant_settings
+from ..connections import register_alias, tenant_settings
 from ..context import tenant_as_default
 from ..exceptions import TenantRunError, UnappliedMigrations
 from ..heartbeat import Heartbeat, same_terminal
 from ..interrupt import INTERRUPTER, cancel_django
 from ..lookup import lookup
+from ..names import printable
 from ..output import Output, print_header, print_plan
+from ..params import rust_params
 from .hooks import DjangoHooks
 from .lazy import LazyHooks
 from .options import MigrateOptions, check_app_label, check_arguments

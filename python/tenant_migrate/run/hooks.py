@@ -14,10 +14,10 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 
 from .. import _core
-from ..connections import _transaction_started, reset_session_path
 from ..graph import needs_django, needs_python
 from ..interrupt import INTERRUPTER
 from ..output import Output
+from ..search_path import _transaction_started, reset_session_path
 from .shared import Shared, django_side
 from .statements import (
     NOT_EFFECTS,

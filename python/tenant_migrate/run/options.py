@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from django.apps import apps as global_apps
 
 from .. import conf
-from ..connections import check_text
 from ..exceptions import TenantRunError
+from ..names import check_text
 
 
 @dataclass

@@ -2,7 +2,7 @@
 in acme's schema only.
 
 The Django connection of a schema tenant sets its search path inside every transaction (see
-``connections._schema_wrapper``); psql never goes through it, so the path reaches psql as a
+``search_path._schema_wrapper``); psql never goes through it, so the path reaches psql as a
 session setting of the shell's own connection, through libpq's ``PGOPTIONS``.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.management.commands.dbshell import Command as DjangoDbshell
 
-from tenant_migrate.connections import quote_ident, tenant_schema
+from tenant_migrate.connections import tenant_schema
+from tenant_migrate.names import quote_ident
 
 
 class Command(DjangoDbshell):

@@ -6,7 +6,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
-from tenant_migrate.connections import printable
 from tenant_migrate.exceptions import TenantConfigError, TenantMigrateError
 from tenant_migrate.lifecycle import (
     NOTHING_DONE,
@@ -20,6 +19,7 @@ from tenant_migrate.lifecycle import (
 )
 from tenant_migrate.lookup import list_tenants, lookup
 from tenant_migrate.management.errors import Error, to_command_error
+from tenant_migrate.names import printable
 
 
 class Command(BaseCommand):

@@ -7,10 +7,10 @@ from typing import Any
 
 from .exceptions import TenantConfigError
 from .graph import graph_json
-from .lifecycle import Storage, storage_of
 from .lookup import list_tenants
 from .names import printable
 from .status import Standing, as_json, read_standings
+from .storage import Storage, storage_of
 
 
 def tenant_listing() -> tuple[list[Any], list[Standing], list[Storage | None]]:

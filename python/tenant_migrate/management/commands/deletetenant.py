@@ -7,19 +7,11 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate import _core
 from tenant_migrate.exceptions import TenantConfigError, TenantMigrateError
-from tenant_migrate.lifecycle import (
-    NOTHING_DONE,
-    DropRefused,
-    Storage,
-    check_drop_allowed,
-    drop,
-    probe,
-    storage_of,
-    unregister,
-)
+from tenant_migrate.lifecycle import drop, probe, unregister
 from tenant_migrate.lookup import list_tenants, lookup
 from tenant_migrate.management.errors import Error, to_command_error
 from tenant_migrate.names import printable
+from tenant_migrate.storage import NOTHING_DONE, DropRefused, Storage, check_drop_allowed, storage_of
 
 
 class Command(BaseCommand):

@@ -5,11 +5,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tenant_migrate.exceptions import TenantMigrateError
-from tenant_migrate.lifecycle import base_storage
 from tenant_migrate.listing import state_text, tenant_json, tenant_listing
 from tenant_migrate.management.errors import Error, to_command_error
 from tenant_migrate.names import printable
 from tenant_migrate.status import Standing, dump_json
+from tenant_migrate.storage import base_storage
 
 
 class Command(BaseCommand):

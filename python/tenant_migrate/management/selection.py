@@ -10,15 +10,19 @@ from django.core.management.base import CommandParser
 from tenant_migrate.status import read_tenant_ids
 
 
+def add_tenant_id_argument(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--tenant-id",
+        action="append",
+        dest="tenant_ids",
+        metavar="ID",
+        help="Only this tenant (repeat the option for several).",
+    )
+
+
 def add_selection_arguments(parser: CommandParser, tenant_id: bool = True) -> None:
     if tenant_id:
-        parser.add_argument(
-            "--tenant-id",
-            action="append",
-            dest="tenant_ids",
-            metavar="ID",
-            help="Only this tenant (repeat the option for several).",
-        )
+        add_tenant_id_argument(parser)
     parser.add_argument(
         "--tenants-from",
         metavar="FILE",

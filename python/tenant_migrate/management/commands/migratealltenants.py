@@ -21,7 +21,11 @@ from tenant_migrate.management.options import (
     bounded_seconds,
     migrate_options,
 )
-from tenant_migrate.management.selection import add_selection_arguments, named_tenant_ids
+from tenant_migrate.management.selection import (
+    add_selection_arguments,
+    add_tenant_id_argument,
+    named_tenant_ids,
+)
 from tenant_migrate.run.options import MigrateOptions, check_app_label
 from tenant_migrate.run.shared import Shared
 
@@ -37,13 +41,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_migrate_arguments(parser)
-        parser.add_argument(
-            "--tenant-id",
-            action="append",
-            dest="tenant_ids",
-            metavar="ID",
-            help="Only this tenant (repeat the option for several).",
-        )
+        add_tenant_id_argument(parser)
         parser.add_argument(
             "--jobs",
             type=int,

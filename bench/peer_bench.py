@@ -318,7 +318,7 @@ def noop_many(n: int, jobs: int) -> dict[str, float]:
         manage(project, env, "migratetenant", "--tenant-id=t0", "-v", "0")
         for first in range(1, n, 1000):  # one transaction each: a lock per new table until commit
             clone_tenants(dbname, "schema", [f"t{i}" for i in range(first, min(first + 1000, n))])
-        return measure(commands(jobs)["ours"][1], project, env, dbname)
+        return measure(commands(jobs)["ours"][2], project, env, dbname)
     finally:
         drop(dbname)
         shutil.rmtree(work, ignore_errors=True)

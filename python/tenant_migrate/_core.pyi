@@ -164,7 +164,7 @@ class Report:
     def squashes_recorded(self) -> list[_Key]: ...
 
 class _MigrationHooks(Protocol):
-    """What ``TenantDatabase.migrate`` calls back, in execution order."""
+    """What the executor calls back during ``run_tenant``, in execution order."""
 
     def started(self, app: str, name: str, backwards: bool, fake: bool) -> None: ...
     def soft_applied(self, app: str, name: str) -> bool: ...
@@ -199,19 +199,6 @@ class TenantDatabase:
         self, graph_json: str, app_label: str | None = None, migration_name: str | None = None
     ) -> Plan: ...
     def prune(self, graph_json: str, app_label: str) -> tuple[list[_Key], list[_Key]]: ...
-    def migrate(
-        self,
-        plan: Plan,
-        hooks: _MigrationHooks,
-        *,
-        tenant: str,
-        recorder_ddl: list[str],
-        fake: bool = False,
-        fake_initial: bool = False,
-        cache: ReplayCache | None = None,
-        retries: int = 0,
-        retry_delay: float = 1.0,
-    ) -> Report: ...
     def interrupt(self) -> None:
         """From another thread: cancel the running statement, roll back, start nothing more."""
     @property

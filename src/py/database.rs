@@ -321,34 +321,6 @@ impl TenantDatabase {
         })
     }
 
-    /// Execute `plan`, calling back into `hooks` for what only Django can do.
-    #[pyo3(signature = (plan, hooks, *, tenant, recorder_ddl, fake=false, fake_initial=false, cache=None, retries=0, retry_delay=1.0))]
-    #[allow(clippy::too_many_arguments)]
-    fn migrate(
-        &self,
-        py: Python<'_>,
-        plan: &Plan,
-        hooks: Py<PyAny>,
-        tenant: String,
-        recorder_ddl: Vec<String>,
-        fake: bool,
-        fake_initial: bool,
-        cache: Option<PyRef<'_, ReplayCache>>,
-        retries: u32,
-        retry_delay: f64,
-    ) -> PyResult<Report> {
-        let run = Execution {
-            tenant: &tenant,
-            recorder_ddl,
-            fake,
-            fake_initial,
-            cache: cache.map(|c| Arc::clone(&c.inner)),
-            retries,
-            retry_delay,
-        };
-        self.execute(py, &plan.inner, hooks, &run)
-    }
-
     /// Close the connection now rather than when the object is collected.
     pub(crate) fn close(&self) {
         if let Ok(mut guard) = self.backend.lock() {

@@ -55,23 +55,21 @@ pub(crate) fn run_tenant(
         None => None,
     };
     let database = Py::new(py, TenantDatabase::connect(py, &params)?)?;
-    let outcome = run_open(
-        py,
-        database.get(),
-        &database,
-        tenant,
-        &spec,
-        &session,
+    let request = TargetRequest {
         app_label,
         migration_name,
-        Flags {
-            fake,
-            fake_initial,
-            cache: cache.map(|c| Arc::clone(&c.inner)),
-            retries,
-            retry_delay,
-        },
-    );
+    };
+    // The DDL of the history table comes with the session's answer to the plan.
+    let run = Execution {
+        tenant,
+        recorder_ddl: Vec::new(),
+        fake,
+        fake_initial,
+        cache: cache.map(|c| Arc::clone(&c.inner)),
+        retries,
+        retry_delay,
+    };
+    let outcome = run_open(py, &database, &spec, &session, request, run);
     let closed = session.call_method0("closing");
     // Closed before the lock goes, so that no later run meets this connection's session.
     database.get().close();
@@ -81,36 +79,21 @@ pub(crate) fn run_tenant(
     Ok(report)
 }
 
-struct Flags {
-    fake: bool,
-    fake_initial: bool,
-    cache: Option<Arc<crate::replay::ReplayCache>>,
-    retries: u32,
-    retry_delay: f64,
-}
-
-#[allow(clippy::too_many_arguments)]
 fn run_open(
     py: Python<'_>,
-    db: &TenantDatabase,
-    handle: &Py<TenantDatabase>,
-    tenant: &str,
+    database: &Py<TenantDatabase>,
     spec: &GraphSpec,
     session: &Bound<'_, PyAny>,
-    app_label: Option<String>,
-    migration_name: Option<String>,
-    flags: Flags,
+    request: TargetRequest,
+    mut run: Execution<'_>,
 ) -> PyResult<Option<Py<Report>>> {
-    session.call_method1("opened", (handle.clone_ref(py),))?;
+    let db = database.get();
+    session.call_method1("opened", (database.clone_ref(py),))?;
     // Django's order: history and conflicts, then the app label, then the target.
-    if app_label.is_some() {
+    if request.app_label.is_some() {
         db.plan_for(py, spec, &TargetRequest::default())?;
         session.call_method0("target_checked")?;
     }
-    let request = TargetRequest {
-        app_label,
-        migration_name,
-    };
     let plan = Py::new(
         py,
         Plan {
@@ -121,19 +104,13 @@ fn run_open(
     if answer.is_none() {
         return Ok(None);
     }
-    let (hooks, recorder_ddl): (Py<PyAny>, Vec<String>) = answer.extract()?;
+    let hooks: Py<PyAny>;
+    (hooks, run.recorder_ddl) = answer.extract()?;
     let plan = &plan.get().inner;
+    // Django fakes nothing, and so says nothing of it, when nothing is pending.
     let pending = !plan.steps.is_empty();
-    let run = Execution {
-        tenant,
-        recorder_ddl,
-        // Django fakes nothing, and so says nothing of it, when nothing is pending.
-        fake: flags.fake && pending,
-        fake_initial: flags.fake_initial && pending,
-        cache: flags.cache,
-        retries: flags.retries,
-        retry_delay: flags.retry_delay,
-    };
+    run.fake &= pending;
+    run.fake_initial &= pending;
     let report = Py::new(py, db.execute(py, plan, hooks, &run)?)?;
     session.call_method1("finished", (report.clone_ref(py),))?;
     Ok(Some(report))

@@ -24,16 +24,9 @@ from .provisioning import ProvisioningConnectionError, check_pg_identifier
 from .registry import get_tenant_model, id_filter
 from .storage import NOTHING_DONE, DropRefused, Storage
 
-SYSTEM_DATABASES = ("postgres", "template0", "template1")
 # The database psycopg connects to in order to drop a tenant's database (as provisioning.py).
 MAINTENANCE_DATABASE = "postgres"
-
-
-MAINTENANCE_DATABASE = "postgres"
 # SQLite keeps these beside a database file while it is in use (and the run lock's).
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".migrate-lock")
-
-
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".migrate-lock")
 # How long deletetenant waits for a migration of the tenant to finish (its run lock).
 LOCK_WAIT = 10.0

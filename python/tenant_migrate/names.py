@@ -41,17 +41,8 @@ def printable(text: str) -> str:
 # PostgreSQL silently truncates longer identifiers (in bytes): two names that differ only
 # beyond this would reach the same database or schema.
 MAX_IDENTIFIER_BYTES = 63
-
-
-MAX_IDENTIFIER_BYTES = 63
 # Names that belong to the server or the database itself, never to a tenant.
 RESERVED_DATABASES = ("postgres", "template0", "template1")
-
-
-RESERVED_DATABASES = ("postgres", "template0", "template1")
-RESERVED_SCHEMAS = ("public", "information_schema")  # and every name starting with pg_
-
-
 RESERVED_SCHEMAS = ("public", "information_schema")  # and every name starting with pg_
 # The tenant template's id (see templates.py): never a tenant's, and its names are nobody's.
 TEMPLATE_ID = "_template"

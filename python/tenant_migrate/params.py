@@ -29,9 +29,6 @@ def vendor_of(settings_dict: dict[str, Any]) -> str:
 # CONNECT_TIMEOUT seconds, and a server that dies mid-run is noticed by TCP keepalives within
 # about a minute (as the Rust core's connections; see backend/postgres.rs).
 CONNECT_TIMEOUT = 10
-
-
-CONNECT_TIMEOUT = 10
 CLIENT_OPTIONS = {
     "connect_timeout": CONNECT_TIMEOUT,
     "keepalives": 1,

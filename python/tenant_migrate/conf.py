@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     # A template tenant kept up to date by migratealltenants, copied by createtenant --migrate
     # (database isolation; see templates.py).
     "TEMPLATE": False,
+    # post_migrate's built-in receivers (content types, permissions) run batched per tenant:
+    # Django's rows, found and inserted in a few statements (see run/builtin_receivers.py).
+    # False: Django's own receivers run for each tenant, app by app.
+    "BATCH_POST_MIGRATE": True,
     # A swapped tenant model (TENANT_MIGRATE_TENANT_MODEL): record field -> model field name,
     # or None where the model has none (see registry.py). Unlisted: a field of the same name.
     "TENANT_FIELDS": None,

@@ -453,6 +453,70 @@ def test_sqlite_tenant_matches_django_then_round_trips(sqlite_world: SqliteWorld
     sqlite_world.assert_master_untouched("after the round trip")
 
 
+# Django's own content-type and permission receivers, one app at a time, instead of the
+# batched ones (TENANT_MIGRATE["BATCH_POST_MIGRATE"] in the project's settings).
+DJANGO_RECEIVERS = {"TM_BATCH_POST_MIGRATE": "0"}
+# The steps both tenants take, side by side: a first run that stops half way through
+# Wagtail's history (content types for the models of that state only, so that the next run's
+# new ones interleave), the rest, then Wagtail's admin back to zero (its reverse deletes a
+# content type and a permission) and forward again.
+RECEIVER_STEPS = (("wagtailcore", "0040"), (), (CMS_APP, "zero"), ())
+
+
+# Columns whose values data migrations draw at random or from the clock.
+DRAWN = {
+    "auth_user": ("password", "date_joined"),
+    "django_migrations": ("applied",),
+    "wagtailcore_page": ("translation_key",),
+}
+
+
+def sqlite_rows_with_ids(path: Path) -> dict[str, Any]:
+    """Every row of every table, ids included, but the columns in ``DRAWN``."""
+    state: dict[str, Any] = {}
+    with closing(sqlite3.connect(path)) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith(REGISTRY_TABLES)
+        ]
+        for table in sorted(tables):
+            drawn = DRAWN.get(table, ())
+            columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")') if row[1] not in drawn]
+            listed = ", ".join(f'"{column}"' for column in columns)
+            state[table] = sorted(repr(row) for row in conn.execute(f'SELECT {listed} FROM "{table}"'))
+    return state
+
+
+def test_sqlite_batched_receivers_write_djangos_rows(sqlite_world: SqliteWorld) -> None:
+    """The built-in post_migrate receivers batched (content types, permissions) against
+    Django's own, on 40 published apps: every row the same, ids included, after each step."""
+    project = sqlite_world.project
+    project.create_tenant("batched", "Batched", "--isolation=database")
+    project.create_tenant("receivers", "Django's receivers", "--isolation=database")
+    batched, receivers = project.tenant_db("batched"), project.tenant_db("receivers")
+    for step in RECEIVER_STEPS:
+        ours, theirs = concurrently(
+            partial(project.manage, "migratetenant", SKIP_CHECKS, "--tenant-id=batched", *step, check=False),
+            partial(
+                project.manage,
+                "migratetenant",
+                SKIP_CHECKS,
+                "--tenant-id=receivers",
+                *step,
+                env=DJANGO_RECEIVERS,
+                check=False,
+            ),
+        )
+        assert theirs.returncode == 0, f"Django's receivers, {step}: {failure_text(theirs)}"
+        assert ours.returncode == 0, f"batched, {step}: {failure_text(ours)}"
+        got, want = sqlite_rows_with_ids(batched), sqlite_rows_with_ids(receivers)
+        assert want["django_content_type"] and want["auth_permission"]
+        problems = differences(got, want, names=("batched", "Django's receivers"))
+        assert not problems, f"after {step or 'all'}:\n" + "\n".join(problems)
+    sqlite_world.assert_master_untouched("after the batched receivers' tenants")
+
+
 # -- PostgreSQL -------------------------------------------------------------------------------
 
 
@@ -466,6 +530,21 @@ def pg_state(dbname: str, schema: str = "public") -> dict[str, Any]:
             rows = conn.execute(query).fetchall() if set(needs) <= tables else None
             state[key] = None if rows is None else sorted(tuple(r) for r in rows)
     return state
+
+
+# Rows whose ids the built-in post_migrate receivers decide (with those referring to them).
+ID_QUERIES = {
+    "content_types": "SELECT id, app_label, model FROM django_content_type",
+    "permissions": "SELECT id, content_type_id, codename, name FROM auth_permission",
+    "group_permissions": "SELECT group_id, permission_id FROM auth_group_permissions",
+    "page_types": "SELECT path, content_type_id FROM wagtailcore_page",
+}
+
+
+def pg_ids(dbname: str, schema: str) -> dict[str, list[tuple]]:
+    with connect(dbname) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        return {key: sorted(tuple(r) for r in conn.execute(query)) for key, query in ID_QUERIES.items()}
 
 
 def postgres_realworld(tmp_path: Path, pg_prefix: str) -> tuple[Project, str, str, str]:
@@ -575,6 +654,11 @@ def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_pre
     project, master, plain, _ = postgres_realworld(tmp_path, pg_prefix)
     fresh = pg_state(plain)
     master_before = pg_every_row(master)
+    # First, a tenant whose content types and permissions Django's own receivers write.
+    project.create_tenant("t0", "T0", "--isolation=schema")
+    project.manage("migratetenant", SKIP_CHECKS, "--tenant-id=t0", env=DJANGO_RECEIVERS)
+    receivers = pg_ids(master, "public_t0")
+    assert all(receivers.values()), receivers
     tenants = ["t1", "t2", "t3", "t4"]
     for tenant in tenants:
         project.create_tenant(tenant, tenant.upper(), "--isolation=schema")
@@ -584,4 +668,7 @@ def test_postgres_migratealltenants_replay_matches_django(tmp_path: Path, pg_pre
     assert summary["replayed"] > 100, summary
     for tenant in tenants:
         assert_same(pg_state(master, f"public_{tenant}"), fresh, f"tenant {tenant}")
+        ids = pg_ids(master, f"public_{tenant}")
+        problems = differences(ids, receivers, ("batched", "Django's receivers"))
+        assert not problems, f"tenant {tenant}:\n" + "\n".join(problems)
     assert_master_untouched(pg_every_row(master), master_before, "after migratealltenants")

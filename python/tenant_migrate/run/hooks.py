@@ -102,11 +102,14 @@ class DjangoHooks:
 
     def _catch_up(self) -> None:
         if self.state is None:
-            # Built late (see LazyHooks): the history read now already includes every step
-            # replayed so far.
+            # From the history the loader read when it was made: LazyHooks makes it late, after
+            # the steps replayed so far; a tenant whose plan Django's side needed from the start
+            # read it before its first step. The steps replayed since that read are still to
+            # come (without them a step compiled after replayed ones saw a state missing their
+            # models: a race between concurrent tenants, the cache filled by another).
             self.state = self.executor._create_project_state(with_applied_migrations=True)
-            self.pending.clear()
-            return
+            read = self.executor.loader.applied_migrations
+            self.pending = [m for m in self.pending if (m.app_label, m.name) not in read]
         if not self.pending:
             return
         # Mutating a rendered state reloads every affected model, once per migration; one

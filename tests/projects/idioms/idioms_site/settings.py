@@ -66,4 +66,6 @@ TENANT_MIGRATE = {
     "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
     "SCHEMA_NAME": os.environ.get("TM_SCHEMA_NAME", "public_{tenant_id}"),
     "DEFAULT_ISOLATION": os.environ.get("TM_DEFAULT_ISOLATION", "database"),
+    # "0": Django's own content-type and permission receivers, to compare the batched ones with.
+    "BATCH_POST_MIGRATE": os.environ.get("TM_BATCH_POST_MIGRATE", "1") == "1",
 }

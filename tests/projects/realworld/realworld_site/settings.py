@@ -142,4 +142,6 @@ TENANT_MIGRATE = {
     "SQLITE_DIR": os.environ["TM_TENANT_DIR"],
     "DATABASE_NAME": os.environ.get("TM_DATABASE_NAME", "{tenant_id}_db"),
     "TEMPLATE": os.environ.get("TM_TENANT_TEMPLATE") == "1",
+    # "0": Django's own content-type and permission receivers, to compare the batched ones with.
+    "BATCH_POST_MIGRATE": os.environ.get("TM_BATCH_POST_MIGRATE", "1") == "1",
 }

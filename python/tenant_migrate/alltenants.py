@@ -24,6 +24,7 @@ from .outcomes import TenantOutcome, outcome_of, summary
 from .output import Output
 from .params import vendor_of
 from .progress import progress_for
+from .reuse import sessions
 from .run.flow import migrate_record
 from .run.options import MigrateOptions
 from .run.shared import Shared
@@ -257,17 +258,18 @@ class AllTenantsRun:
             from django.db import connections
 
             try:
-                while not self.stop.is_set():
-                    try:
-                        record = todo.get_nowait()
-                    except queue.Empty:
-                        break
-                    with self.semaphore(record):
-                        outcome = self.one(record, shared)
-                    done.put(outcome)
-                    progress.step(outcome.status == "failed")
-                    if outcome.status == "failed" and self.fail_fast:
-                        self.stop.set()
+                with sessions():
+                    while not self.stop.is_set():
+                        try:
+                            record = todo.get_nowait()
+                        except queue.Empty:
+                            break
+                        with self.semaphore(record):
+                            outcome = self.one(record, shared)
+                        done.put(outcome)
+                        progress.step(outcome.status == "failed")
+                        if outcome.status == "failed" and self.fail_fast:
+                            self.stop.set()
             finally:
                 connections.close_all()
 

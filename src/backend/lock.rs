@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
 
 use crate::backend::client::{pg_err, Client, READ_TIMEOUT};
-use crate::backend::postgres::{check_identifier, connect};
+use crate::backend::postgres::{check_identifier, connect, give_back, take_pooled};
 use crate::backend::ConnectionParams;
 use crate::error::{DbError, Error, Result};
 
@@ -43,7 +43,8 @@ pub enum RunLock {
 
 /// The lock connection, registered (see `held`) while it is held.
 pub struct PgRunLock {
-    _client: Box<Client>,
+    client: Option<Box<Client>>,
+    pool_key: String,
     registered_as: String,
 }
 
@@ -51,6 +52,14 @@ impl Drop for PgRunLock {
     fn drop(&mut self) {
         if let Ok(mut held) = registry().lock() {
             held.remove(&self.registered_as);
+        }
+        // The lock ends with its transaction; the connection, back outside any transaction,
+        // serves the next tenant's lock (or its migrations) instead of a new connection per
+        // tenant. One that cannot end its transaction is closed (dropped).
+        if let Some(mut client) = self.client.take() {
+            if client.batch_execute("ROLLBACK").is_ok() {
+                give_back(std::mem::take(&mut self.pool_key), *client);
+            }
         }
     }
 }
@@ -184,8 +193,17 @@ fn pg_lock(
     notice: &mut dyn FnMut(&str),
 ) -> Result<RunLock> {
     let key = pg_key(params)?;
-    let mut client = connect(params)?;
-    client.batch_execute("BEGIN")?;
+    let (pooled, pool_key) = take_pooled(params)?;
+    // A pooled connection the server has closed meanwhile fails its BEGIN: then a new one.
+    let began = pooled.and_then(|mut c| c.batch_execute("BEGIN").is_ok().then_some(c));
+    let mut client = match began {
+        Some(c) => c,
+        None => {
+            let mut c = connect(params)?;
+            c.batch_execute("BEGIN")?;
+            c
+        }
+    };
     // A server-wide idle-in-transaction timeout would end the lock while the run goes on.
     client.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")?;
     // 64 bits of the key's md5 as the lock id; the key is a bound value.
@@ -228,7 +246,8 @@ fn pg_lock(
         registry.insert(registered_as.clone(), held);
     }
     Ok(RunLock::Postgres(PgRunLock {
-        _client: Box::new(client),
+        client: Some(Box::new(client)),
+        pool_key,
         registered_as,
     }))
 }

@@ -190,6 +190,28 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
     Client::connect(&config, timeout)
 }
 
+/// An idle pooled connection to the same server, database and login, if one is kept, with
+/// its pool key (to give it back with `give_back`).
+pub(crate) fn take_pooled(params: &ConnectionParams) -> Result<(Option<Client>, String), DbError> {
+    let (_, _, key) = config(params)?;
+    let pooled = pool()
+        .lock()
+        .ok()
+        .and_then(|mut p| p.take(&key))
+        .filter(|c| !c.is_closed());
+    Ok((pooled, key))
+}
+
+/// Keep a connection, idle and outside any transaction, for the next tenant.
+pub(crate) fn give_back(key: String, client: Client) {
+    if client.is_closed() {
+        return;
+    }
+    if let Ok(mut p) = pool().lock() {
+        p.put(key, client);
+    }
+}
+
 /// Close the idle pooled connections to one database (before it is used as a template: a
 /// database with other sessions cannot be copied).
 pub fn release_idle(params: &ConnectionParams) -> Result<usize, DbError> {
@@ -216,15 +238,10 @@ impl PostgresBackend {
         if let Some(schema) = schema {
             check_identifier("schema", schema)?;
         }
-        let (config, connect_timeout, pool_key) = config(params)?;
-        let pooled = pool()
-            .lock()
-            .ok()
-            .and_then(|mut p| p.take(&pool_key))
-            .filter(|c| !c.is_closed());
+        let (pooled, pool_key) = take_pooled(params)?;
         let mut client = match pooled {
             Some(c) => c,
-            None => Client::connect(&config, connect_timeout)?,
+            None => connect(params)?,
         };
         let recorder = Recorder::new(Dialect::Postgres, schema.as_deref())?;
         let set_search_path = match schema {

@@ -28,6 +28,7 @@ from ..lookup import lookup
 from ..names import printable
 from ..output import Output, print_header, print_plan
 from ..params import rust_params
+from ..reuse import adopt, release
 from .hooks import DjangoHooks
 from .lazy import LazyHooks
 from .options import MigrateOptions, check_app_label, check_arguments
@@ -98,6 +99,7 @@ class TenantSession:
 
     def opened(self, database: _core.TenantDatabase) -> None:
         self.database = database
+        adopt(self.connection)
         for stop in (database.interrupt, cancel_django(self.connection)):
             self.registered.callback(INTERRUPTER.unregister, INTERRUPTER.register(stop))
 
@@ -143,13 +145,15 @@ class TenantSession:
             try:
                 self.registered.close()
             finally:
-                self.connection.close()
+                release(self.connection)
 
     def _prepare(self, plan: _core.Plan) -> DjangoHooks | LazyHooks:
         """The header, ``pre_migrate`` and the heartbeat, up to the first migration."""
         opts, out, shared, connection = self.opts, self.out, self.shared, self.connection
         out.write(f"Running migrations for tenant: {printable(self.record.name)}", out.style.MIGRATE_HEADING)
         connection.prepare_database()
+        # Connected here, outside the Django lock that every later use of it holds.
+        connection.ensure_connection()
         steps = plan.steps
         django_plan = self.django_plan = [(shared.clone((a, n)), b) for a, n, b in steps]
         by_key = {(m.app_label, m.name): m for m, _ in django_plan}

@@ -250,7 +250,8 @@ impl PostgresBackend {
                 let exists = client
                     .query_typed_opt(
                         "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                        &[(schema, Type::TEXT)],
+                        // As `name`: the catalog's index on nspname answers, not a scan.
+                        &[(schema, Type::NAME)],
                     )?
                     .is_some();
                 if !exists {
@@ -481,16 +482,18 @@ impl Backend for PostgresBackend {
 
     fn recorder_exists(&mut self) -> Result<bool, DbError> {
         // The tenant's schema, or for a database of its own the first schema of its search
-        // path, as Django's introspection sees it. The name is bound as `name`, not `text`:
-        // compared as text, `relname` cannot use the catalog's (relname, relnamespace) index,
-        // and every call would read all of `pg_class` (every tenant's relations).
+        // path, as Django's introspection sees it. Both names are bound as `name`, not `text`,
+        // and the schema's oid is looked up first: then the catalog's (relname, relnamespace)
+        // index finds the one row. Compared as text, `relname` reads all of `pg_class`; joined
+        // by name, the index still returns the table of every tenant's schema (one per
+        // tenant: 5 ms a call at 200 tenants, three calls per tenant, growing with N).
         let schema = self.schema.clone();
         let row = self.client()?.query_typed_one(
             "SELECT count(*) FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-                 AND n.nspname = coalesce($2, current_schema())",
-            &[(&RECORDER_TABLE, Type::NAME), (&schema, Type::TEXT)],
+                 AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n \
+                 WHERE n.nspname = coalesce($2, current_schema()))",
+            &[(&RECORDER_TABLE, Type::NAME), (&schema, Type::NAME)],
         )?;
         Ok(row.get::<_, i64>(0) > 0)
     }

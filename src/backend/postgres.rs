@@ -433,14 +433,8 @@ impl PostgresBackend {
 
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        if client.is_closed() {
-            return;
-        }
-        if let Ok(mut p) = pool().lock() {
-            p.put(std::mem::take(&mut self.pool_key), client);
+        if let Some(client) = self.client.take() {
+            give_back(std::mem::take(&mut self.pool_key), client);
         }
     }
 }

@@ -130,9 +130,7 @@ class TenantSession:
         assert self.hooks is not None
         hooks, shared, out = self.hooks, self.shared, self.out
         with DJANGO_LOCK:
-            post_apps = shared.state_apps(
-                ("post", *self.group), lambda: post_migrate_apps(hooks.final_state())
-            )
+            post_apps = shared.once(("post", *self.group), lambda: post_migrate_apps(hooks.final_state()))
             emit(signals.post_migrate, out, self.connection.alias, self.opts, post_apps, self.django_plan)
         out.write(
             f"Migrations completed successfully for tenant '{self.record.tenant_id}'.", out.style.SUCCESS
@@ -184,7 +182,7 @@ class TenantSession:
         print_header(out, plan)
         with DJANGO_LOCK:
             hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
-            pre_apps = shared.state_apps(("pre", *group), lambda: shared.applied_state(plan).apps)
+            pre_apps = shared.once(("pre", *group), lambda: shared.applied_state(plan).apps)
             emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 
         out.write("Running migrations:", out.style.MIGRATE_HEADING)

@@ -18,6 +18,7 @@ from ..graph import needs_django, needs_python
 from ..interrupt import INTERRUPTER
 from ..output import Output
 from ..search_path import _transaction_started, reset_session_path
+from .operation_states import applied_on, operation_states, shareable, starts_with_python, undelay
 from .shared import Shared, django_side
 from .statements import (
     NOT_EFFECTS,
@@ -160,6 +161,9 @@ class DjangoHooks:
                 self.state = cached
                 return cached
         self._render()
+        if self.state.is_delayed and starts_with_python(migration):
+            # Kept for the tenants of the group: see undelay.
+            undelay(self.state)
         if self.shared is not None:
             self.shared.keep_step_state(key, self.state)
         return self.state
@@ -178,13 +182,41 @@ class DjangoHooks:
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
-                    state = self._state_before(migration)
-                    self.state = self.executor.apply_migration(state, migration)
+                    self._apply(migration)
         finally:
             self.connection.tenant_migrate_outside_transaction = False
             if not migration.atomic:
                 reset_session_path(self.connection)
         return ran
+
+    def _apply(self, migration: Migration) -> None:
+        states = self._operation_states(migration)
+        if states is None:
+            self.state = self.executor.apply_migration(self._state_before(migration), migration)
+            return
+        with applied_on(migration, states):
+            self.executor.apply_migration(states[0], migration)
+        # The tenant's own state from here on: compiling and catching up mutate it.
+        self.state = states[-1].clone()
+
+    def _operation_states(self, migration: Migration) -> list[ProjectState] | None:
+        """The states each operation runs on, shared by the tenants of this history group;
+        None where Django's own apply must compute them (one tenant, or a migration that a
+        handler changed for this tenant)."""
+        shared = self.shared
+        if shared is None or shared.cache is None:
+            return None
+        key = (migration.app_label, migration.name)
+        if not shareable(migration, shared.loader.disk_migrations.get(key)):
+            return None
+        states = shared.once(
+            ("operations", *self.group, *key),
+            lambda: operation_states(self._state_before(migration), migration),
+        )
+        # Whether computed now or by another tenant: the state before this step, with every
+        # step replayed so far.
+        self.pending.clear()
+        return states
 
     @contextmanager
     def _naming_failures(self, app: str, name: str) -> Iterator[None]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.apps import apps as global_apps
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.recorder import MigrationRecorder
@@ -56,6 +57,7 @@ class Shared:
         self._states: dict[Any, Any] = {}
         self._step_states: dict[Any, ProjectState] = {}
         self._recorder_ddl: dict[Any, list[str]] = {}
+        self._graphs: dict[Any, BuiltGraph] = {}
         self._lock = threading.Lock()
         # Migrations taking part in a squash: their graph depends on the applied set as it
         # changes during a run, so tenants whose plan touches them are never handled lazily.
@@ -118,8 +120,17 @@ class Shared:
         executor.loader = CopiedLoader(connection, self)
         return executor
 
-    def state_apps(self, key: Any, make: Any) -> Any:
-        """Rendered apps for a (applied set, plan) group, computed by the first tenant."""
+    def built_graph(self, key: Any) -> BuiltGraph | None:
+        with self._lock:
+            return self._graphs.get(key)
+
+    def keep_built_graph(self, key: Any, built: BuiltGraph) -> None:
+        with self._lock:
+            self._graphs.setdefault(key, built)
+
+    def once(self, key: Any, make: Any) -> Any:
+        """What ``make`` computes for a history group (applied set, plan), computed by the
+        group's first tenant: rendered apps, operation states."""
         if self.cache is None:
             return make()
         with self._lock:
@@ -137,6 +148,33 @@ def import_management_modules() -> None:
             import_module(".management", app_config.name)
 
 
+class BuiltGraph:
+    """What ``MigrationLoader.build_graph`` made of the migrations on disk for one applied set:
+    the graph's edges (read-only once built), which nodes it kept, and which squashes it
+    counted as applied. Every tenant with that applied set gets its own ``nodes`` over its own
+    Migration copies and shares the rest."""
+
+    def __init__(self, loader: MigrationLoader, history: frozenset[tuple[str, str]]) -> None:
+        self.node_map = loader.graph.node_map
+        self.keys = list(loader.graph.nodes)
+        self.replacements = list(loader.replacements)
+        # Django sets a usable squash's entry to the squash itself (a recorded row of it too).
+        after = loader.applied_migrations
+        self.squashes_applied = {key for key, value in after.items() if isinstance(value, Migration)}
+        self.squashes_unapplied = history - set(after)
+
+    def apply(self, loader: MigrationLoader) -> None:
+        graph = MigrationGraph()
+        graph.node_map = self.node_map
+        graph.nodes = {key: loader.disk_migrations[key] for key in self.keys}
+        loader.graph = graph
+        loader.replacements = {key: loader.disk_migrations[key] for key in self.replacements}
+        for key in self.squashes_applied:
+            loader.applied_migrations[key] = loader.disk_migrations[key]
+        for key in self.squashes_unapplied:
+            loader.applied_migrations.pop(key, None)
+
+
 class CopiedLoader(MigrationLoader):
     def __init__(self, connection: Any, shared: Shared) -> None:
         self.shared = shared
@@ -147,6 +185,26 @@ class CopiedLoader(MigrationLoader):
         self.disk_migrations = {key: self.shared.clone(key) for key in t.disk_migrations}
         self.unmigrated_apps = set(t.unmigrated_apps)
         self.migrated_apps = set(t.migrated_apps)
+
+    def build_graph(self) -> None:
+        # Building the graph (nodes, edges, squashes, the cycle check) costs more than the
+        # rest of a tenant's Django side in a deploy; it depends only on the files on disk,
+        # loaded once, and the applied set, so it is built once per applied set.
+        if self.connection is None:  # no history: the graph of the files alone
+            super().build_graph()
+            return
+        applied = MigrationRecorder(self.connection).applied_migrations()
+        history = frozenset(applied)
+        key = (history, self.replace_migrations)
+        built = self.shared.built_graph(key)
+        if built is not None:
+            self.load_disk()
+            self.applied_migrations = applied
+            built.apply(self)
+            return
+        # Django's own build reads the history again: the same rows, the tenant's run lock is held.
+        super().build_graph()
+        self.shared.keep_built_graph(key, BuiltGraph(self, history))
 
 
 def recorder_ddl(connection: Any) -> list[str]:

@@ -1,0 +1,91 @@
+"""A migration Django applies, run on project states computed once for every tenant of a
+history group instead of once per tenant.
+
+``Migration.apply`` clones the project state before each operation and mutates it with the
+operation's ``state_forwards``, which re-renders the affected models: on a project of many
+models that is most of the cost of a migration Django applies, and it is the same for every
+tenant with the same history and plan. Here the states before and after each operation are
+computed the way ``Migration.apply`` computes them, by the first tenant of the group, and kept;
+every tenant then runs each operation's ``database_forwards`` on them, through Django's own
+``MigrationExecutor.apply_migration`` (schema editor, atomicity, the history row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db.migrations.migration import Migration
+from django.db.migrations.operations.special import RunPython
+from django.db.migrations.state import ProjectState
+from django.db.transaction import atomic
+
+
+def shareable(migration: Migration, pristine: Migration | None) -> bool:
+    """Whether the tenant's migration holds exactly the operations loaded from disk.
+
+    ``pre_migrate`` handlers may add operations to a tenant's copy (contenttypes adds one after
+    each RenameModel): states computed for another tenant's list would not line up with them.
+    """
+    if pristine is None or len(migration.operations) != len(pristine.operations):
+        return False
+    return all(a is b for a, b in zip(migration.operations, pristine.operations, strict=True))
+
+
+def operation_states(start: ProjectState, migration: Migration) -> list[ProjectState]:
+    """The states ``Migration.apply`` hands each operation: item i is the state before operation
+    i, item i + 1 the state after it; ``start`` (rendered) is consumed."""
+    states = []
+    project_state = start
+    for operation in migration.operations:
+        states.append(project_state.clone())
+        operation.state_forwards(migration.app_label, project_state)
+    states.append(project_state)
+    for operation, state in zip(migration.operations, states[:-1], strict=True):
+        if isinstance(operation, RunPython):
+            undelay(state)
+    return states
+
+
+def starts_with_python(migration: Migration) -> bool:
+    return bool(migration.operations) and isinstance(migration.operations[0], RunPython)
+
+
+def undelay(state: ProjectState) -> None:
+    """Make a state a RunPython can be given as its from_state by every tenant of a group.
+
+    After delayed reloads (AddField and the like re-render only the model and its neighbours)
+    some models still point at classes that were replaced, so RunPython renders a delayed
+    from_state again from its models (``clear_delayed_apps_cache``), for each tenant. Rendered
+    here once, the apps match the models exactly, which is what "not delayed" means.
+    """
+    if state.is_delayed:
+        if "apps" in state.__dict__:
+            del state.apps
+        state.apps  # noqa: B018
+        state.is_delayed = False
+
+
+@contextmanager
+def applied_on(migration: Migration, states: list[ProjectState]) -> Iterator[None]:
+    """Within the block, ``migration.apply`` runs its operations on ``states`` (shared: they are
+    not mutated) exactly as ``Migration.apply`` runs them on the states it computes."""
+
+    def apply(project_state: ProjectState, schema_editor: Any, collect_sql: bool = False) -> ProjectState:
+        assert not collect_sql
+        for index, operation in enumerate(migration.operations):
+            old_state, new_state = states[index], states[index + 1]
+            atomic_operation = operation.atomic or (migration.atomic and operation.atomic is not False)
+            if not schema_editor.atomic_migration and atomic_operation:
+                with atomic(schema_editor.connection.alias):
+                    operation.database_forwards(migration.app_label, schema_editor, old_state, new_state)
+            else:
+                operation.database_forwards(migration.app_label, schema_editor, old_state, new_state)
+        return states[-1]
+
+    migration.apply = apply  # type: ignore[method-assign]  (the tenant's own copy)
+    try:
+        yield
+    finally:
+        del migration.apply

@@ -1,7 +1,9 @@
 //! One small trait, one implementation per database. The executor is written once against it.
 
+mod catalog;
 pub mod client;
 pub mod lock;
+pub mod pool;
 pub mod postgres;
 pub mod recorder;
 pub mod registry;

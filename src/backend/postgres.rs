@@ -10,12 +10,15 @@
 //! in one round trip. A named prepared statement (what `query` makes) would be parsed on one
 //! server connection and could be executed on another behind a transaction-pooling proxy.
 
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_postgres::types::Type;
 
+use super::catalog::{
+    schema_fingerprint_sql, FINGERPRINT_SQL, LOCK_HOLDERS_SQL, SCHEMA_RELATIONS_SQL,
+};
 use super::client::Client;
+use super::pool;
 use super::recorder::{Dialect, Recorder};
 
 use super::{
@@ -27,68 +30,6 @@ use crate::graph::Key;
 
 /// PostgreSQL silently truncates longer identifiers, which could make two tenants share one.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// Idle connections kept for reuse, all databases together, the most recently used last.
-///
-/// The next tenant of the same database (schema isolation, the master) reuses one instead of
-/// paying a connection start-up. The bound is on the total, not per database: with database
-/// isolation every tenant is a database of its own, visited once per run, and a per-database
-/// pool would keep one idle session per tenant until the server's `max_connections` (or the
-/// role's `CONNECTION LIMIT`) refuses the next one. The oldest idle connection is closed first.
-const DEFAULT_IDLE_LIMIT: usize = 16;
-
-struct Pool {
-    idle: Vec<(String, Client)>,
-    limit: usize,
-}
-
-impl Pool {
-    fn take(&mut self, key: &str) -> Option<Client> {
-        let at = self.idle.iter().rposition(|(k, _)| k == key)?;
-        Some(self.idle.remove(at).1)
-    }
-
-    fn put(&mut self, key: String, client: Client) {
-        self.idle.push((key, client));
-        self.trim();
-    }
-
-    fn trim(&mut self) {
-        let excess = self.idle.len().saturating_sub(self.limit);
-        self.idle.drain(..excess);
-    }
-}
-
-fn pool() -> &'static Mutex<Pool> {
-    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        Mutex::new(Pool {
-            idle: Vec::new(),
-            limit: DEFAULT_IDLE_LIMIT,
-        })
-    })
-}
-
-/// Close every idle pooled connection (a test tearing down its database, say); returns how many.
-pub fn close_idle() -> usize {
-    match pool().lock() {
-        Ok(mut p) => p.idle.drain(..).count(),
-        Err(_) => 0,
-    }
-}
-
-/// Keep at most `limit` idle connections from now on (0: close each when its tenant is done),
-/// for a role whose `CONNECTION LIMIT` leaves no room for idle ones; returns the previous limit.
-pub fn set_idle_limit(limit: usize) -> usize {
-    match pool().lock() {
-        Ok(mut p) => {
-            let previous = std::mem::replace(&mut p.limit, limit);
-            p.trim();
-            previous
-        }
-        Err(_) => DEFAULT_IDLE_LIMIT,
-    }
-}
 
 pub struct PostgresBackend {
     client: Option<Client>,
@@ -194,33 +135,20 @@ pub fn connect(params: &ConnectionParams) -> Result<Client, DbError> {
 /// its pool key (to give it back with `give_back`).
 pub(crate) fn take_pooled(params: &ConnectionParams) -> Result<(Option<Client>, String), DbError> {
     let (_, _, key) = config(params)?;
-    let pooled = pool()
-        .lock()
-        .ok()
-        .and_then(|mut p| p.take(&key))
-        .filter(|c| !c.is_closed());
+    let pooled = pool::take(&key);
     Ok((pooled, key))
 }
 
 /// Keep a connection, idle and outside any transaction, for the next tenant.
 pub(crate) fn give_back(key: String, client: Client) {
-    if client.is_closed() {
-        return;
-    }
-    if let Ok(mut p) = pool().lock() {
-        p.put(key, client);
-    }
+    pool::put(key, client);
 }
 
 /// Close the idle pooled connections to one database (before it is used as a template: a
 /// database with other sessions cannot be copied).
 pub fn release_idle(params: &ConnectionParams) -> Result<usize, DbError> {
     let (_, _, key) = config(params)?;
-    let released = pool().lock().map_or(0, |mut p| {
-        let before = p.idle.len();
-        p.idle.retain(|(k, _)| *k != key);
-        before - p.idle.len()
-    });
+    let released = pool::release(&key);
     Ok(released)
 }
 
@@ -573,131 +501,5 @@ impl Backend for PostgresBackend {
             return Err(self.locate_failure(statements, e));
         }
         self.commit(recording)
-    }
-}
-
-/// Locks other sessions hold on the tenant's tables (`$1`: its schema, NULL for the connection's
-/// current schema), each with what the holder is doing.
-const LOCK_HOLDERS_SQL: &str = r#"
-SELECT DISTINCT c.relname::text, l.mode, l.pid,
-       coalesce(a.state, 'unknown'), left(regexp_replace(coalesce(a.query, ''), '\s+', ' ', 'g'), 120)
-FROM pg_catalog.pg_locks l
-JOIN pg_catalog.pg_class c ON c.oid = l.relation
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-WHERE l.granted AND l.pid <> pg_catalog.pg_backend_pid()
-  AND n.nspname = coalesce($1::text, current_schema())
-ORDER BY 3, 1
-LIMIT 10
-"#;
-
-/// The tenant's catalog as one digest, schema names left out so that tenants in different
-/// schemas compare equal when their structure is equal (definitions name other objects
-/// schema-qualified when no search path is set; the tenant's own schema prefix is removed). `$1` is the schema (NULL: the
-/// connection's current schema). Catalog tables are read directly (not the `pg_indexes` or
-/// `pg_sequences` views, which visit every schema of the database).
-///
-const FINGERPRINT_SQL: &str = r#"
-WITH ns AS (SELECT oid, nspname FROM pg_catalog.pg_namespace WHERE nspname = coalesce($1::text, current_schema())),
-rel AS (SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN ns ON c.relnamespace = ns.oid)
-SELECT md5(coalesce(string_agg(replace(x, (SELECT quote_ident(nspname) FROM ns) || '.', ''), E'\n' ORDER BY x), '')) FROM (
-    SELECT 'r ' || rel.relname || ' ' || rel.relkind::text FROM rel
-  UNION ALL
-    SELECT 'a ' || rel.relname || '.' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
-        || ' ' || a.attnotnull::text || ' ' || a.attidentity::text || ' '
-        || coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
-    FROM rel
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid
-    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attnum > 0 AND NOT a.attisdropped
-  UNION ALL
-    SELECT 'k ' || rel.relname || ' ' || k.conname || ' ' || pg_catalog.pg_get_constraintdef(k.oid)
-    FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid
-  UNION ALL
-    SELECT 'i ' || rel.relname || ' ' || pg_catalog.pg_get_indexdef(i.indexrelid)
-    FROM rel JOIN pg_catalog.pg_index i ON i.indrelid = rel.oid
-  UNION ALL
-    SELECT 's ' || rel.relname || ' ' || pg_catalog.format_type(s.seqtypid, NULL) || ' ' || s.seqstart || ' ' || s.seqincrement
-    FROM rel JOIN pg_catalog.pg_sequence s ON s.seqrelid = rel.oid
-) AS catalog(x)
-"#;
-
-/// With schema isolation `pg_class` holds every tenant's relations and has no index on the
-/// namespace alone: filtering it by namespace (as `FINGERPRINT_SQL` does) reads all of it, once
-/// per call, so a deploy over N tenants would cost N times a catalog that grows with N. For a
-/// schema the relations are found first by this query instead: every table, view, sequence and
-/// composite type records a dependency on its schema in `pg_depend` (which
-/// `pg_depend_reference_index` serves), indexes hang off their tables in `pg_index`. Their oids
-/// then replace the namespace filter (`SCHEMA_FINGERPRINT_SQL`), looked up by `pg_class`'s oid
-/// index. Two simple statements rather than one: the planner's time for one query doing both
-/// cost more than the scan it saved on small catalogs. A database of its own keeps the
-/// namespace filter: its `public` schema is pinned (no dependencies recorded) and its catalog
-/// holds that tenant only. Both give the same digest (tests/planner/test_fingerprint.py): 149 ms against
-/// 16 ms per call with 300 schemas of 30 tables, flat in the number of schemas.
-const SCHEMA_RELATIONS_SQL: &str = r#"
-WITH dep AS (
-    SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
-    WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.objsubid = 0
-      AND d.refobjid = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::name)
-)
-SELECT ARRAY(
-    SELECT objid FROM dep WHERE classid = 'pg_catalog.pg_class'::regclass
-  UNION ALL
-    SELECT i.indexrelid FROM dep JOIN pg_catalog.pg_index i ON i.indrelid = dep.objid
-    WHERE dep.classid = 'pg_catalog.pg_class'::regclass
-  UNION ALL
-    SELECT t.typrelid FROM dep JOIN pg_catalog.pg_type t ON t.oid = dep.objid
-    WHERE dep.classid = 'pg_catalog.pg_type'::regclass AND t.typrelid <> 0
-)
-"#;
-
-fn schema_fingerprint_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        SCHEMA_REWRITES
-            .iter()
-            .fold(FINGERPRINT_SQL.to_string(), |sql, (from, to)| {
-                debug_assert!(sql.contains(from), "{from}");
-                sql.replace(from, to)
-            })
-    })
-}
-
-/// `FINGERPRINT_SQL` for a schema: its relations by oid (`$2`), and every join to them
-/// restricted to those oids too, so that each catalog is read through its own index rather
-/// than hashed whole.
-const SCHEMA_REWRITES: [(&str, &str); 6] = [
-    (
-        "JOIN ns ON c.relnamespace = ns.oid)",
-        "JOIN ns ON c.relnamespace = ns.oid WHERE c.oid = ANY($2::oid[]))",
-    ),
-    (
-        "ON a.attrelid = rel.oid",
-        "ON a.attrelid = rel.oid AND a.attrelid = ANY($2::oid[])",
-    ),
-    (
-        "d.adnum = a.attnum",
-        "d.adnum = a.attnum AND d.adrelid = ANY($2::oid[])",
-    ),
-    (
-        "ON k.conrelid = rel.oid",
-        "ON k.conrelid = rel.oid AND k.conrelid = ANY($2::oid[])",
-    ),
-    (
-        "ON i.indrelid = rel.oid",
-        "ON i.indrelid = rel.oid AND i.indrelid = ANY($2::oid[])",
-    ),
-    (
-        "ON s.seqrelid = rel.oid",
-        "ON s.seqrelid = rel.oid AND s.seqrelid = ANY($2::oid[])",
-    ),
-];
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_schema_fingerprint_rewrites_every_join() {
-        let sql = super::schema_fingerprint_sql();
-        assert_eq!(sql.matches("ANY($2::oid[])").count(), 6, "{sql}");
     }
 }

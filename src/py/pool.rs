@@ -24,12 +24,12 @@ pub(crate) fn interrupt_all(on: bool) {
 /// Close the idle PostgreSQL connections kept for reuse by later tenants; returns how many.
 #[pyfunction]
 pub(crate) fn close_idle_connections(py: Python<'_>) -> usize {
-    py.detach(backend::postgres::close_idle)
+    py.detach(backend::pool::close_idle)
 }
 
 /// Keep at most `limit` idle PostgreSQL connections for reuse (default 16, all databases
 /// together); returns the previous limit.
 #[pyfunction]
 pub(crate) fn set_idle_connection_limit(py: Python<'_>, limit: usize) -> usize {
-    py.detach(|| backend::postgres::set_idle_limit(limit))
+    py.detach(|| backend::pool::set_idle_limit(limit))
 }

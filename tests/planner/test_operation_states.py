@@ -27,7 +27,7 @@ from django.db.migrations.operations.special import RunPython
 from django.db.migrations.state import ProjectState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tenant_migrate.run.operation_states import operation_states
+from tenant_migrate.run.operation_states import applied_on, operation_states, shareable
 
 CONNECTION = connections["default"]
 EXECUTOR = MigrationExecutor(CONNECTION)
@@ -147,3 +147,45 @@ def test_each_operation_gets_the_states_migration_apply_gives_it(data: Any) -> N
                 assert not stale, f"{where}: stale relations {stale}"
                 assert (models, stale) == render, where
         ours = states[-1].clone()
+
+
+def test_each_tenant_runs_the_operations_on_the_shared_states_in_order() -> None:
+    migration = with_python_steps(PLAN[-1], {0, len(PLAN[-1].operations)})
+    start = ProjectState(real_apps=EXECUTOR.loader.unmigrated_apps)
+    for earlier in PLAN[:-1]:
+        earlier.mutate_state(start, preserve=False)
+    start.apps  # noqa: B018
+    states = operation_states(start, migration)
+    handed: list[tuple[Any, Any]] = []
+    for operation in migration.operations:
+        operation.database_forwards = lambda app, editor, old, new: handed.append((old, new))
+    try:
+        for _tenant in range(2):
+            handed.clear()
+            with applied_on(migration, states), CONNECTION.schema_editor(collect_sql=True) as editor:
+                assert migration.apply(None, editor) is states[-1]
+            assert len(handed) == len(migration.operations)
+            for index, (old, new) in enumerate(handed):
+                assert old is states[index] and new is states[index + 1], index
+    finally:
+        for operation in migration.operations:
+            del operation.database_forwards
+    assert "apply" not in migration.__dict__, "Django's own apply is back afterwards"
+
+
+def test_only_migrations_as_loaded_and_applied_by_django_share_states() -> None:
+    pristine = PLAN[-1]
+    copy_of = copy.copy(pristine)
+    copy_of.operations = list(pristine.operations)
+    assert shareable(copy_of, pristine)
+    changed = copy.copy(pristine)
+    changed.operations = [*pristine.operations, RunPython(RunPython.noop)]  # as contenttypes adds one
+    assert not shareable(changed, pristine)
+
+    class OwnApply(Migration):
+        def apply(self, project_state: Any, schema_editor: Any, collect_sql: bool = False) -> Any:
+            return super().apply(project_state, schema_editor, collect_sql)
+
+    own = OwnApply(pristine.name, pristine.app_label)
+    own.operations = list(pristine.operations)
+    assert not shareable(own, pristine)

@@ -194,8 +194,15 @@ class DjangoHooks:
         if states is None:
             self.state = self.executor.apply_migration(self._state_before(migration), migration)
             return
-        with applied_on(migration, states):
-            self.executor.apply_migration(states[0], migration)
+        try:
+            with applied_on(migration, states):
+                self.executor.apply_migration(states[0], migration)
+        except BaseException:
+            # An operation that failed half-way may have left the states changed (AddField
+            # without preserve_default sets the field's default on the target model and resets
+            # it only on success): the next tenant computes them afresh.
+            self.shared.forget(self._operations_key(migration))  # type: ignore[union-attr]
+            raise
         # The tenant's own state from here on: compiling and catching up mutate it.
         self.state = states[-1].clone()
 
@@ -210,13 +217,16 @@ class DjangoHooks:
         if not shareable(migration, shared.loader.disk_migrations.get(key)):
             return None
         states = shared.once(
-            ("operations", *self.group, *key),
+            self._operations_key(migration),
             lambda: operation_states(self._state_before(migration), migration),
         )
         # Whether computed now or by another tenant: the state before this step, with every
         # step replayed so far.
         self.pending.clear()
         return states
+
+    def _operations_key(self, migration: Migration) -> tuple[Any, ...]:
+        return ("operations", *self.group, migration.app_label, migration.name)
 
     @contextmanager
     def _naming_failures(self, app: str, name: str) -> Iterator[None]:

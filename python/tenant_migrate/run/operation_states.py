@@ -23,11 +23,14 @@ from django.db.transaction import atomic
 
 
 def shareable(migration: Migration, pristine: Migration | None) -> bool:
-    """Whether the tenant's migration holds exactly the operations loaded from disk.
+    """Whether the tenant's migration holds exactly the operations loaded from disk, applied
+    by Django's own ``Migration.apply``.
 
     ``pre_migrate`` handlers may add operations to a tenant's copy (contenttypes adds one after
     each RenameModel): states computed for another tenant's list would not line up with them.
     """
+    if type(migration).apply is not Migration.apply:  # a migration class with its own apply
+        return False
     if pristine is None or len(migration.operations) != len(pristine.operations):
         return False
     return all(a is b for a, b in zip(migration.operations, pristine.operations, strict=True))

@@ -120,6 +120,11 @@ class Shared:
         executor.loader = CopiedLoader(connection, self)
         return executor
 
+    def forget(self, key: Any) -> None:
+        """Drop what ``once`` kept for ``key`` (it may no longer be what it was computed as)."""
+        with self._lock:
+            self._states.pop(key, None)
+
     def built_graph(self, key: Any) -> BuiltGraph | None:
         with self._lock:
             return self._graphs.get(key)

@@ -329,6 +329,10 @@ fn concurrent(opts: &Options, step: &Step, source: DbError) -> Error {
 /// `MigrationExecutor.check_replacements`: a squash whose replaced migrations are all applied
 /// is recorded as applied too.
 fn check_replacements(backend: &mut dyn Backend, plan: &Plan) -> Result<Vec<Key>> {
+    // Most plans name no squash: then the history need not be read again.
+    if plan.replacements.is_empty() {
+        return Ok(Vec::new());
+    }
     let applied: BTreeSet<Key> = backend.applied()?.into_iter().collect();
     let mut recorded = Vec::new();
     for (squash, replaces) in &plan.replacements {

@@ -48,6 +48,9 @@ pub struct PostgresBackend {
     pid: Option<i32>,
     /// How this tenant was reached: the run lock this process holds for it is looked up by it.
     params: ConnectionParams,
+    /// The history table was seen: a run asks up to three times per tenant (plan, create,
+    /// squash check), and nothing a run does drops it.
+    recorder_seen: bool,
 }
 
 pub fn check_identifier(kind: &str, name: &str) -> Result<(), DbError> {
@@ -217,6 +220,7 @@ impl PostgresBackend {
             step_by_step: lock_timeout_ms.is_some() || statement_timeout_ms.is_some(),
             recorder,
             params: params.clone(),
+            recorder_seen: false,
         })
     }
 
@@ -403,6 +407,9 @@ impl Backend for PostgresBackend {
     }
 
     fn recorder_exists(&mut self) -> Result<bool, DbError> {
+        if self.recorder_seen {
+            return Ok(true);
+        }
         // The tenant's schema, or for a database of its own the first schema of its search
         // path, as Django's introspection sees it. Both names are bound as `name`, not `text`,
         // and the schema's oid is looked up first: then the catalog's (relname, relnamespace)
@@ -417,7 +424,8 @@ impl Backend for PostgresBackend {
                  WHERE n.nspname = coalesce($2, current_schema()))",
             &[(&RECORDER_TABLE, Type::NAME), (&schema, Type::NAME)],
         )?;
-        Ok(row.get::<_, i64>(0) > 0)
+        self.recorder_seen = row.get::<_, i64>(0) > 0;
+        Ok(self.recorder_seen)
     }
 
     fn applied(&mut self) -> Result<Vec<Key>, DbError> {

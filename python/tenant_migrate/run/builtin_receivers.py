@@ -129,12 +129,20 @@ class Batch:
         # One transaction: one search path for the statements, and no content types left
         # without their permissions by an error between the two inserts.
         with transaction.atomic(using=alias):
-            ids: dict[tuple[str, str], Any] = {
-                (app, model): pk
-                for pk, app, model in content_type.objects.using(alias)
+            # One query for both: the content types of these apps and, joined, the codenames
+            # of their permissions (Permission's foreign key has no related name: the reverse
+            # query name is "permission"; content types without any come once, with None).
+            joined = ("permission__codename",) if with_permissions else ()
+            ids: dict[tuple[str, str], Any] = {}
+            present: set[tuple[Any, str]] = set()
+            for pk, app, model, *codename in (
+                content_type.objects.using(alias)
                 .filter(app_label__in=labels)
-                .values_list("pk", "app_label", "model")
-            }
+                .values_list("pk", "app_label", "model", *joined)
+            ):
+                ids[(app, model)] = pk
+                if codename and codename[0] is not None:
+                    present.add((pk, codename[0]))
             missing = [
                 content_type(app_label=label, model=model)
                 for label in labels
@@ -153,25 +161,21 @@ class Batch:
                 )
             else:
                 ids.update(((row.app_label, row.model), row.pk) for row in missing)
-            self._insert_permissions(with_permissions, ids)
+            self._insert_permissions(with_permissions, ids, present)
 
-    def _insert_permissions(self, labels: list[str], ids: dict[tuple[str, str], Any]) -> None:
+    def _insert_permissions(
+        self, labels: list[str], ids: dict[tuple[str, str], Any], present: set[tuple[Any, str]]
+    ) -> None:
+        """Insert the wanted permissions not ``present`` (content type id, codename): a
+        content type created by this flush has none yet."""
         permission, alias = self.permission, self.alias
         assert permission is not None
-        wanted = [
-            (ids[(label, model)], codename, name)
-            for label in labels
-            for model, codename, name in self._rows(label)[1]
-        ]
-        present = set(
-            permission.objects.using(alias)
-            .filter(content_type__in=list(dict.fromkeys(pk for pk, _, _ in wanted)))
-            .values_list("content_type", "codename")
-        )
         permission.objects.using(alias).bulk_create(
             [
                 permission(content_type_id=pk, codename=codename, name=name)
-                for pk, codename, name in wanted
+                for label in labels
+                for model, codename, name in self._rows(label)[1]
+                for pk in (ids[(label, model)],)
                 if (pk, codename) not in present
             ]
         )

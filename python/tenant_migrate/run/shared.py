@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from django.apps import apps as global_apps
+from django.db import transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
@@ -117,7 +118,9 @@ class Shared:
         executor.connection = connection
         executor.progress_callback = None
         executor.recorder = MigrationRecorder(connection)
-        executor.loader = CopiedLoader(connection, self)
+        # One recorder for the loader's history read and the executor's history writes: it
+        # remembers the table it found (as Django 5.1+ does), one catalog query less a tenant.
+        executor.loader = CopiedLoader(connection, self, executor.recorder)
         return executor
 
     def forget(self, key: Any) -> None:
@@ -181,8 +184,9 @@ class BuiltGraph:
 
 
 class CopiedLoader(MigrationLoader):
-    def __init__(self, connection: Any, shared: Shared) -> None:
+    def __init__(self, connection: Any, shared: Shared, recorder: MigrationRecorder | None = None) -> None:
         self.shared = shared
+        self.history_recorder = recorder
         super().__init__(connection)
 
     def load_disk(self) -> None:
@@ -198,7 +202,7 @@ class CopiedLoader(MigrationLoader):
         if self.connection is None:  # no history: the graph of the files alone
             super().build_graph()
             return
-        applied = MigrationRecorder(self.connection).applied_migrations()
+        applied = _read_history(self.history_recorder or MigrationRecorder(self.connection))
         history = frozenset(applied)
         key = (history, self.replace_migrations)
         built = self.shared.built_graph(key)
@@ -210,6 +214,17 @@ class CopiedLoader(MigrationLoader):
         # Django's own build reads the history again: the same rows, the tenant's run lock is held.
         super().build_graph()
         self.shared.keep_built_graph(key, BuiltGraph(self, history))
+
+
+def _read_history(recorder: MigrationRecorder) -> dict[tuple[str, str], Any]:
+    # The table check and the read in one transaction: on a schema tenant each autocommit
+    # statement is a transaction of its own that sets the search path first (search_path.py),
+    # so two statements would cost six round trips, this one four.
+    connection = recorder.connection
+    if connection.in_atomic_block:
+        return recorder.applied_migrations()  # type: ignore[no-any-return]
+    with transaction.atomic(using=connection.alias):
+        return recorder.applied_migrations()  # type: ignore[no-any-return]
 
 
 def recorder_ddl(connection: Any) -> list[str]:

@@ -192,9 +192,7 @@ fn run_step(
         record(backend, opts, step, &recording)?;
         return Ok((Outcome::Faked, Route::Record, 0, false));
     }
-    let cache = opts
-        .cache
-        .filter(|_| !plan.needs_python.contains(&step.key));
+    let cache = opts.cache.filter(|_| !plan.needs_python(step));
     let Some(cache) = cache else {
         let Some(statements) = hooks.compile(step)? else {
             let ran = apply_with_django(hooks, plan, opts, step)?;

@@ -39,9 +39,22 @@ pub struct MigrationSpec {
     pub initial: Option<bool>,
     #[serde(default = "yes")]
     pub atomic: bool,
-    /// Whether some operation cannot be reduced to SQL (RunPython and friends).
+    /// Whether applying it runs Python (RunPython and friends, a non-atomic migration).
     #[serde(default)]
     pub needs_python: bool,
+    /// The same when unapplying, which differs where a `RunPython`'s code is `RunPython.noop`
+    /// in one direction only; absent (an older graph): as `needs_python`.
+    #[serde(default)]
+    pub needs_python_backwards: Option<bool>,
+}
+
+impl MigrationSpec {
+    pub fn needs_python_in(&self, backwards: bool) -> bool {
+        match (backwards, self.needs_python_backwards) {
+            (true, Some(flag)) => flag,
+            _ => self.needs_python,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -484,6 +497,7 @@ mod tests {
             initial: None,
             atomic: true,
             needs_python: false,
+            needs_python_backwards: None,
         }
     }
 

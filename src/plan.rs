@@ -41,8 +41,10 @@ pub struct Plan {
     pub replacements: BTreeMap<Key, Vec<Key>>,
     /// Whether the plan was computed on the graph without squashes (Django's fallback).
     pub replace_migrations: bool,
-    /// Migrations that cannot be reduced to SQL: never compiled, never replayed.
+    /// Migrations whose application runs Python: never compiled, never replayed, forwards.
     pub needs_python: BTreeSet<Key>,
+    /// The same, backwards (a `RunPython` whose reverse is `RunPython.noop` runs none).
+    pub needs_python_backwards: BTreeSet<Key>,
     /// Migrations with `atomic = False`: what they ran before a failure stays committed.
     pub non_atomic: BTreeSet<Key>,
     /// Django's applied set for this tenant, after squash bookkeeping.
@@ -50,6 +52,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether this step runs Python in its direction: Django applies it on every tenant.
+    pub fn needs_python(&self, step: &Step) -> bool {
+        if step.backwards {
+            self.needs_python_backwards.contains(&step.key)
+        } else {
+            self.needs_python.contains(&step.key)
+        }
+    }
+
     pub fn is_backwards(&self) -> bool {
         self.steps.first().is_some_and(|s| s.backwards)
     }
@@ -120,12 +131,15 @@ pub fn plan_for_target(
         .replacements()
         .map(|m| ((m.app.clone(), m.name.clone()), m.replaces.clone()))
         .collect();
-    let needs_python = spec
-        .migrations
-        .iter()
-        .filter(|m| m.needs_python)
-        .map(spec_key)
-        .collect();
+    let python_in = |backwards: bool| {
+        spec.migrations
+            .iter()
+            .filter(|m| m.needs_python_in(backwards))
+            .map(spec_key)
+            .collect()
+    };
+    let needs_python = python_in(false);
+    let needs_python_backwards = python_in(true);
     let non_atomic = spec
         .migrations
         .iter()
@@ -139,6 +153,7 @@ pub fn plan_for_target(
         replacements,
         replace_migrations,
         needs_python,
+        needs_python_backwards,
         non_atomic,
         applied: graph.applied.clone(),
     })
@@ -375,6 +390,7 @@ mod tests {
             initial: None,
             atomic: true,
             needs_python: false,
+            needs_python_backwards: None,
         };
         GraphSpec {
             version: 1,
@@ -405,6 +421,31 @@ mod tests {
             app_label: app.map(String::from),
             migration_name: name.map(String::from),
         }
+    }
+
+    #[test]
+    fn python_is_decided_per_direction() {
+        // users 0002: Python forwards only (a `RunPython(code, RunPython.noop)`); orders 0001:
+        // an older graph without the backwards flag, taken as the forward one.
+        let mut spec = example();
+        spec.migrations[1].needs_python = true;
+        spec.migrations[1].needs_python_backwards = Some(false);
+        spec.migrations[3].needs_python = true;
+        let applied: BTreeSet<Key> = spec.migrations.iter().map(spec_key).collect();
+        let back = plan_for_target(&spec, &applied, &req(Some("users"), Some("zero"))).unwrap();
+        let forward = plan_for_target(&spec, &BTreeSet::new(), &req(None, None)).unwrap();
+        let python = |plan: &Plan| -> Vec<String> {
+            plan.steps
+                .iter()
+                .filter(|s| plan.needs_python(s))
+                .map(|s| format!("{}/{}", s.key.0, s.key.1))
+                .collect()
+        };
+        assert_eq!(
+            python(&forward),
+            ["users/0002_alter_user_email", "orders/0001_initial"]
+        );
+        assert_eq!(python(&back), ["orders/0001_initial"]);
     }
 
     #[test]

@@ -81,15 +81,31 @@ def _models_read(operation: Any, app_label: str) -> list[tuple[str, str]] | None
     return None
 
 
-def needs_python(migration: Migration) -> bool:
+def _noop_in(operation: Any, backwards: bool | None) -> bool:
+    """A ``RunPython`` whose code in the direction run is Django's ``RunPython.noop``: it runs
+    nothing on the database (None: either direction, so never)."""
+    if backwards is None or type(operation) is not ops.RunPython:
+        return False
+    code = operation.reverse_code if backwards else operation.code
+    return code is ops.RunPython.noop
+
+
+def needs_python(migration: Migration, backwards: bool | None = None) -> bool:
     """Whether applying this migration means running Python (RunPython, an operation that is
-    not one of Django's own, or a non-atomic migration): Django applies it on every tenant."""
+    not one of Django's own, or a non-atomic migration): Django applies it on every tenant.
+
+    With a direction, a ``RunPython`` whose code in that direction is ``RunPython.noop`` does
+    not count: it runs no SQL and no code, so the migration's SQL is all of its effect
+    (Django's many ``RunPython(forwards, RunPython.noop)`` cost nothing when unapplied)."""
     if not migration.atomic:
         return True
-    return any(not op.reduces_to_sql or not _is_plain_django(op) for op in migration.operations)
+    return any(
+        not _noop_in(op, backwards) and (not op.reduces_to_sql or not _is_plain_django(op))
+        for op in migration.operations
+    )
 
 
-def order_sensitive(migration: Migration) -> bool:
+def order_sensitive(migration: Migration, backwards: bool | None = None) -> bool:
     """Whether SQL compiled for this migration in one go could differ from what Django runs.
 
     Django compiles a migration's SQL without running it; an operation that reads the live
@@ -101,20 +117,21 @@ def order_sensitive(migration: Migration) -> bool:
     """
     app = migration.app_label
     for index, operation in enumerate(migration.operations):
-        if index == 0 or type(operation) in _CATALOG_INDEPENDENT:
+        if index == 0 or type(operation) in _CATALOG_INDEPENDENT or _noop_in(operation, backwards):
             continue
         models = _models_read(operation, app)
         if models is None:
             return True
-        earlier = migration.operations[:index]
+        earlier = [prev for prev in migration.operations[:index] if not _noop_in(prev, backwards)]
         if any(prev.references_model(name, model_app) for prev in earlier for model_app, name in models):
             return True
     return False
 
 
-def needs_django(migration: Migration) -> bool:
-    """Whether Django must apply this migration itself instead of handing SQL to Rust."""
-    return needs_python(migration) or order_sensitive(migration)
+def needs_django(migration: Migration, backwards: bool | None = None) -> bool:
+    """Whether Django must apply this migration itself instead of handing SQL to Rust (in
+    the direction given; None: in either)."""
+    return needs_python(migration, backwards) or order_sensitive(migration, backwards)
 
 
 class RawGraphLoader(MigrationLoader):
@@ -197,7 +214,8 @@ def serialize_graph(loader: MigrationLoader | None = None) -> dict[str, Any]:
                 "replaces": [list(r) for r in migration.replaces],
                 "initial": migration.initial,
                 "atomic": migration.atomic,
-                "needs_python": needs_python(migration),
+                "needs_python": needs_python(migration, backwards=False),
+                "needs_python_backwards": needs_python(migration, backwards=True),
             }
         )
     return {

@@ -84,7 +84,7 @@ def _print_migration(
 ) -> None:
     verb = "Unapply " if backwards else ""
     header = f"-- {verb}{migration_label(migration.app_label, migration.name)}"
-    if needs_python(migration):
+    if needs_python(migration, backwards):
         header += (
             " -- runs Python (RunPython or a non-SQL operation): applied through Django; "
             "what runs in Python cannot be shown as SQL"

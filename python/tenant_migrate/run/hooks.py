@@ -140,7 +140,7 @@ class DjangoHooks:
     @django_side
     def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
         migration = self.nodes[(app, name)]
-        if needs_django(migration):
+        if needs_django(migration, backwards):
             return None
         with self._naming_failures(app, name):
             if backwards:
@@ -172,7 +172,7 @@ class DjangoHooks:
     def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
         migration = self.nodes[(app, name)]
         # What Django runs for a migration without Python can be replayed on other tenants.
-        ran: list[str] | None = None if needs_python(migration) else []
+        ran: list[str] | None = None if needs_python(migration, backwards) else []
         # A non-atomic migration's statements must not be wrapped in transactions.
         self.connection.tenant_migrate_outside_transaction = not migration.atomic
         if self.out.heartbeat is not None:

@@ -6,6 +6,7 @@
 //! reads what Django's own `migrate` would read at that moment.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use crate::backend::{Backend, Interrupt, Recording};
 use crate::error::{DbError, Error, Result};
 use crate::graph::Key;
 use crate::plan::{Plan, Step};
-use crate::replay::{Compiled, Lookup, ReplayCache};
+use crate::replay::{Compiled, Lookup, ReplayCache, Sharing};
 use crate::report::{Outcome, Report, Route, StepReport};
 
 /// The few things only Django can do, called back in execution order.
@@ -22,10 +23,12 @@ pub trait Hooks {
     fn started(&mut self, step: &Step, fake: bool) -> Result<()>;
     /// `--fake-initial`: Django's `detect_soft_applied` on the tenant's catalog.
     fn soft_applied(&mut self, step: &Step) -> Result<bool>;
-    /// The migration's SQL, compiled by Django's schema editor; `None` when it must run in Django.
-    fn compile(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
+    /// The migration's SQL, compiled by Django's schema editor, and whom it is good for; `None`
+    /// when it must run in Django.
+    fn compile(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>>;
     /// Apply or unapply through Django's executor on the tenant connection (records itself).
-    /// For a migration that runs no Python, returns the SQL Django ran, for replay elsewhere.
+    /// For a migration that runs no Python, returns the SQL Django ran, for replay elsewhere
+    /// (none when that SQL holds values computed for this tenant).
     fn apply_with_django(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
     /// SQL compiled on another tenant in the same state was replayed here: Django's project
     /// state for this tenant moves on without compiling.
@@ -52,6 +55,10 @@ pub struct Options<'a> {
     pub recorder_ddl: &'a [String],
     /// Compile once, replay many (migratealltenants); `None` compiles every migration here.
     pub cache: Option<&'a ReplayCache>,
+    /// What Django's project state at each step depends on for this tenant (its history
+    /// group, its plan, the server), from the Python side: SQL built from that state alone is
+    /// shared by the tenants with the same key.
+    pub state: Option<&'a str>,
     /// Set from another thread when the user interrupts the run.
     pub interrupt: &'a Interrupt,
     /// How many times a step that hit `lock_timeout`/`statement_timeout` is retried.
@@ -194,24 +201,30 @@ fn run_step(
     }
     let cache = opts.cache.filter(|_| !plan.needs_python(step));
     let Some(cache) = cache else {
-        let Some(statements) = hooks.compile(step)? else {
-            let ran = apply_with_django(hooks, plan, opts, step)?;
-            return Ok((
-                Outcome::Done,
-                Route::Django,
-                ran.map_or(0, |s| s.len()),
-                false,
-            ));
-        };
-        execute(backend, opts, step, &statements, &recording)?;
-        return Ok((Outcome::Done, Route::Sql, statements.len(), false));
+        return compile_here(backend, plan, hooks, opts, step, &recording);
     };
+    if fingerprint_before.is_none() {
+        // Nothing is known of this tenant's catalog (first step, or after one Django applied):
+        // SQL that Django builds from the project state alone needs no fingerprint to be
+        // Django's own SQL for this tenant, and SQL computed per tenant is never replayed.
+        if let Some(sql) = opts
+            .state
+            .and_then(|state| cache.for_state(&step.key, step.backwards, state))
+        {
+            hooks.replayed(step)?;
+            execute(backend, opts, step, &sql, &recording)?;
+            return Ok((Outcome::Done, Route::Replay, sql.len(), false));
+        }
+        if cache.is_per_tenant(&step.key, step.backwards) {
+            return compile_here(backend, plan, hooks, opts, step, &recording);
+        }
+    }
     // Verify before replay: SQL is reused only on a tenant in the very state it was compiled
     // for. The fingerprint is read from the database unless the previous step was a replay,
     // whose outcome is the compiled tenant's recorded after-state.
     let fingerprint = match fingerprint_before {
         Some(f) => f,
-        None => backend.fingerprint()?,
+        None => read_fingerprint(backend, cache)?,
     };
     match cache.lookup(&step.key, step.backwards, &fingerprint) {
         Lookup::Hit(compiled) => {
@@ -222,20 +235,32 @@ fn run_step(
         }
         lookup => {
             let drift = matches!(lookup, Lookup::Drift);
-            let (statements, route) = match hooks.compile(step)? {
-                Some(statements) => {
+            let (statements, route, sharing) = match hooks.compile(step)? {
+                Some((statements, sharing)) => {
                     execute(backend, opts, step, &statements, &recording)?;
-                    (statements, Route::Sql)
+                    (statements, Route::Sql, sharing)
                 }
                 // Order-sensitive: Django applies it here, and what it ran is kept for replay.
                 None => match apply_with_django(hooks, plan, opts, step)? {
-                    Some(ran) => (ran, Route::Django),
+                    Some(ran) => (ran, Route::Django, Sharing::Catalog),
                     None => return Ok((Outcome::Done, Route::Django, 0, drift)),
                 },
             };
-            let fingerprint_after = backend.fingerprint()?;
-            *known = Some(fingerprint_after.clone());
             let count = statements.len();
+            match (sharing, opts.state) {
+                (Sharing::Tenant, _) => {
+                    cache.mark_per_tenant(&step.key, step.backwards);
+                    return Ok((Outcome::Done, route, count, drift));
+                }
+                (Sharing::State, Some(state)) => {
+                    cache.insert_for_state(&step.key, step.backwards, state, statements.clone());
+                }
+                _ => {}
+            }
+            // Also kept by fingerprint: a tenant whose catalog is known from a replay just
+            // before goes on replaying without asking the database.
+            let fingerprint_after = read_fingerprint(backend, cache)?;
+            *known = Some(fingerprint_after.clone());
             cache.insert(
                 &step.key,
                 step.backwards,
@@ -248,6 +273,33 @@ fn run_step(
             Ok((Outcome::Done, route, count, drift))
         }
     }
+}
+
+fn read_fingerprint(backend: &mut dyn Backend, cache: &ReplayCache) -> Result<String> {
+    cache.fingerprints.fetch_add(1, Ordering::Relaxed);
+    Ok(backend.fingerprint()?)
+}
+
+/// Compiled by Django on this tenant, or applied by Django, and nothing kept for others.
+fn compile_here(
+    backend: &mut dyn Backend,
+    plan: &Plan,
+    hooks: &mut dyn Hooks,
+    opts: &Options,
+    step: &Step,
+    recording: &Recording,
+) -> Result<(Outcome, Route, usize, bool)> {
+    let Some((statements, _)) = hooks.compile(step)? else {
+        let ran = apply_with_django(hooks, plan, opts, step)?;
+        return Ok((
+            Outcome::Done,
+            Route::Django,
+            ran.map_or(0, |s| s.len()),
+            false,
+        ));
+    };
+    execute(backend, opts, step, &statements, recording)?;
+    Ok((Outcome::Done, Route::Sql, statements.len(), false))
 }
 
 /// Django applies the step. A non-atomic one that fails has committed what it ran before the

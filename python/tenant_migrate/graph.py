@@ -81,20 +81,21 @@ def _models_read(operation: Any, app_label: str) -> list[tuple[str, str]] | None
     return None
 
 
-def _noop_in(operation: Any, backwards: bool | None) -> bool:
+def _noop_in(operation: Any, backwards: bool) -> bool:
     """A ``RunPython`` whose code in the direction run is Django's ``RunPython.noop``: it runs
-    nothing on the database (None: either direction, so never)."""
-    if backwards is None or type(operation) is not ops.RunPython:
+    nothing on the database."""
+    if type(operation) is not ops.RunPython:
         return False
     code = operation.reverse_code if backwards else operation.code
     return code is ops.RunPython.noop
 
 
-def needs_python(migration: Migration, backwards: bool | None = None) -> bool:
-    """Whether applying this migration means running Python (RunPython, an operation that is
-    not one of Django's own, or a non-atomic migration): Django applies it on every tenant.
+def needs_python(migration: Migration, backwards: bool) -> bool:
+    """Whether applying (or unapplying) this migration means running Python (RunPython, an
+    operation that is not one of Django's own, or a non-atomic migration): Django applies it
+    on every tenant.
 
-    With a direction, a ``RunPython`` whose code in that direction is ``RunPython.noop`` does
+    A ``RunPython`` whose code in that direction is ``RunPython.noop`` does
     not count: it runs no SQL and no code, so the migration's SQL is all of its effect
     (Django's many ``RunPython(forwards, RunPython.noop)`` cost nothing when unapplied)."""
     if not migration.atomic:
@@ -105,7 +106,7 @@ def needs_python(migration: Migration, backwards: bool | None = None) -> bool:
     )
 
 
-def order_sensitive(migration: Migration, backwards: bool | None = None) -> bool:
+def order_sensitive(migration: Migration, backwards: bool) -> bool:
     """Whether SQL compiled for this migration in one go could differ from what Django runs.
 
     Django compiles a migration's SQL without running it; an operation that reads the live
@@ -128,9 +129,9 @@ def order_sensitive(migration: Migration, backwards: bool | None = None) -> bool
     return False
 
 
-def needs_django(migration: Migration, backwards: bool | None = None) -> bool:
-    """Whether Django must apply this migration itself instead of handing SQL to Rust (in
-    the direction given; None: in either)."""
+def needs_django(migration: Migration, backwards: bool) -> bool:
+    """Whether Django must apply this migration itself, in the direction given, instead of
+    handing SQL to Rust."""
     return needs_python(migration, backwards) or order_sensitive(migration, backwards)
 
 

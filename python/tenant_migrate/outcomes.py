@@ -67,4 +67,7 @@ def summary(outcomes: list[TenantOutcome], cache: _core.ReplayCache | None) -> d
         # Counted by the cache: a tenant that failed later still drifted.
         "drift": cache.drifts if cache is not None else 0,
         "cached_sql": len(cache) if cache is not None else 0,
+        # Catalog fingerprints read to verify replays (SQL built from the project state alone
+        # needs none).
+        "fingerprints": cache.fingerprints if cache is not None else 0,
     }

@@ -3,6 +3,7 @@ wrapper, and the history rows Django writes for a tenant guarded as the core gua
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.db import transaction
@@ -29,6 +30,16 @@ def _past_wrapper(connection: Any, sql: str, params: list[Any] | None = None) ->
 def _set_search_path(connection: Any, schema: str, local: bool) -> None:
     # Bound value, never formatted: the name reaches the server as data.
     _past_wrapper(connection, _SET_PATH.format(local="true" if local else "false"), [quote_ident(schema)])
+
+
+def one_transaction(connection: Any) -> AbstractContextManager[Any]:
+    """The transaction already open, or one of its own: a schema tenant's autocommit
+    statement is a transaction of its own that sets the search path first (below), so
+    statements that belong together share one. Not ``atomic(savepoint=False)``: inside a
+    block it would mark the whole block for rollback on an error the caller may handle."""
+    if connection.in_atomic_block:
+        return nullcontext()
+    return transaction.atomic(using=connection.alias)
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -66,11 +77,8 @@ def _history_guard(execute: Any, sql: str, params: Any, many: bool, context: dic
         or len(params) < 2
     ):
         return execute(sql, params, many, context)
-    if connection.in_atomic_block:
-        _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
-        return execute(sql, params, many, context)
-    # Autocommit (after a non-atomic migration): the check and the row commit together.
-    with transaction.atomic(using=connection.alias):
+    # In autocommit (after a non-atomic migration) the check and the row commit together.
+    with one_transaction(connection):
         _check_history(connection, sql.startswith("INSERT"), str(params[0]), str(params[1]))
         return execute(sql, params, many, context)
 

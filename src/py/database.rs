@@ -111,6 +111,12 @@ impl ReplayCache {
         self.inner.drifts.load(Ordering::Relaxed)
     }
 
+    /// Catalog fingerprints read from tenants' databases to verify a replay.
+    #[getter]
+    fn fingerprints(&self) -> u64 {
+        self.inner.fingerprints.load(Ordering::Relaxed)
+    }
+
     fn __len__(&self) -> usize {
         self.inner.len()
     }
@@ -123,6 +129,8 @@ pub(crate) struct Execution<'a> {
     pub fake: bool,
     pub fake_initial: bool,
     pub cache: Option<Arc<replay::ReplayCache>>,
+    /// The project state's key (`executor::Options::state`).
+    pub state: Option<String>,
     pub retries: u32,
     pub retry_delay: f64,
 }
@@ -197,6 +205,7 @@ impl TenantDatabase {
             fake_initial: run.fake_initial,
             recorder_ddl: &run.recorder_ddl,
             cache: run.cache.as_deref(),
+            state: run.state.as_deref(),
             interrupt: &self.interrupt,
             retries: run.retries,
             retry_delay,

@@ -1,11 +1,13 @@
 //! The executor's `Hooks`, answered by a Python object.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::plan::StepReport;
 use crate::error::{self, Error};
 use crate::executor;
 use crate::plan::Step;
+use crate::replay::Sharing;
 use crate::report::StepReport as CoreStepReport;
 
 /// Adapts a Python hooks object to the executor's `Hooks`. The interpreter is attached only for
@@ -57,10 +59,25 @@ impl executor::Hooks for PyHooks {
         })
     }
 
-    fn compile(&mut self, step: &Step) -> Result<Option<Vec<String>>, Error> {
+    fn compile(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>, Error> {
         self.call(|_, o| {
-            o.call_method1("compile", (&step.key.0, &step.key.1, step.backwards))?
-                .extract::<Option<Vec<String>>>()
+            let compiled = o
+                .call_method1("compile", (&step.key.0, &step.key.1, step.backwards))?
+                .extract::<Option<(Vec<String>, String)>>()?;
+            let Some((sql, sharing)) = compiled else {
+                return Ok(None);
+            };
+            let sharing = match sharing.as_str() {
+                "catalog" => Sharing::Catalog,
+                "state" => Sharing::State,
+                "tenant" => Sharing::Tenant,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "compile: unknown sharing {other:?}"
+                    )))
+                }
+            };
+            Ok(Some((sql, sharing)))
         })
     }
 

@@ -20,7 +20,8 @@ use crate::plan::TargetRequest;
 /// - `target_checked()`: with `app_label` only, once the history passed Django's checks and
 ///   before the target is resolved (Django checks the app label between the two);
 /// - `planned(plan)`: returns `None` to end the run there (`--plan`, `--check`, nothing to
-///   do), or `(hooks, recorder_ddl)` to execute it, `hooks` answering the executor;
+///   do), or `(hooks, recorder_ddl, state_key)` to execute it, `hooks` answering the
+///   executor, `state_key` naming Django's project state for this plan (or `None`);
 /// - `finished(report)`: the plan is executed; still under the run lock (`post_migrate`);
 /// - `closing()`: once connected, however the run ends, before the connection is closed and
 ///   the lock released (Python's own connection to the tenant goes first).
@@ -59,10 +60,11 @@ pub(crate) fn run_tenant(
         app_label,
         migration_name,
     };
-    // The DDL of the history table comes with the session's answer to the plan.
+    // The DDL of the history table and the state key come with the session's answer to the plan.
     let run = Execution {
         tenant,
         recorder_ddl: Vec::new(),
+        state: None,
         fake,
         fake_initial,
         cache: cache.map(|c| Arc::clone(&c.inner)),
@@ -105,7 +107,7 @@ fn run_open(
         return Ok(None);
     }
     let hooks: Py<PyAny>;
-    (hooks, run.recorder_ddl) = answer.extract()?;
+    (hooks, run.recorder_ddl, run.state) = answer.extract()?;
     let plan = &plan.get().inner;
     // Django fakes nothing, and so says nothing of it, when nothing is pending.
     let pending = !plan.steps.is_empty();

@@ -166,6 +166,14 @@ def catalog(dbname: str, schema: str = "public", exclude_prefix: str = "\x00") -
     return result
 
 
+def app_catalog(dbname: str, schema: str, prefix: str) -> dict[str, list]:
+    """The catalog entries whose names start with ``prefix`` (one app's tables)."""
+    return {
+        kind: [row for row in rows if str(row[0]).startswith(prefix)]
+        for kind, rows in catalog(dbname, schema).items()
+    }
+
+
 def history(dbname: str, schema: str = "public", exclude_apps: tuple[str, ...] = ()) -> list[tuple]:
     with connect(dbname) as conn:
         rows = conn.execute(

@@ -172,11 +172,10 @@ class Batch:
         assert permission is not None
         permission.objects.using(alias).bulk_create(
             [
-                permission(content_type_id=pk, codename=codename, name=name)
+                permission(content_type_id=ids[(label, model)], codename=codename, name=name)
                 for label in labels
                 for model, codename, name in self._rows(label)[1]
-                for pk in (ids[(label, model)],)
-                if (pk, codename) not in present
+                if (ids[(label, model)], codename) not in present
             ]
         )
 

@@ -33,6 +33,7 @@ from .hooks import DjangoHooks
 from .lazy import LazyHooks
 from .options import MigrateOptions, check_app_label, check_arguments
 from .shared import DJANGO_LOCK, CopiedLoader, Shared
+from .sharing import state_key
 from .signals import emit, post_migrate_apps
 
 
@@ -106,7 +107,7 @@ class TenantSession:
     def target_checked(self) -> None:
         check_app_label(self.opts)
 
-    def planned(self, plan: _core.Plan) -> tuple[DjangoHooks | LazyHooks, list[str]] | None:
+    def planned(self, plan: _core.Plan) -> tuple[DjangoHooks | LazyHooks, list[str], str | None] | None:
         opts, out = self.opts, self.out
         # Only then --prune, so that a run refused by the history, the app label or the
         # target has deleted nothing.
@@ -123,7 +124,8 @@ class TenantSession:
         if opts.skip_up_to_date and not plan.steps:
             return None
         self.hooks = self._prepare(plan)
-        return self.hooks, self.shared.recorder_ddl(self.connection)
+        key = state_key(self.group, self.connection) if self.shared.cache is not None else None
+        return self.hooks, self.shared.recorder_ddl(self.connection), key
 
     def finished(self, report: _core.Report) -> None:
         self.beating.close()

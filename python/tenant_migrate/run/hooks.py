@@ -20,6 +20,7 @@ from ..output import Output
 from ..search_path import _transaction_started, reset_session_path
 from .operation_states import applied_on, operation_states, shareable, starts_with_python, undelay
 from .shared import Shared, django_side
+from .sharing import watching
 from .statements import (
     NOT_EFFECTS,
     server_pid,
@@ -138,19 +139,27 @@ class DjangoHooks:
         return bool(applied)
 
     @django_side
-    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+        """The migration's SQL and whom it is good for (see ``sharing.py``)."""
         migration = self.nodes[(app, name)]
         if needs_django(migration, backwards):
             return None
-        with self._naming_failures(app, name):
-            if backwards:
-                with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
-                    migration.unapply(self.states[migration], editor)
-                return list(editor.collected_sql)
-            self._render()
-            with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
-                self.state = migration.apply(self.state, editor)
-            return list(editor.collected_sql)
+        connection = self.connection
+        with self._naming_failures(app, name), watching(connection) as watch:
+            if not backwards:
+                self._render()
+            with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                with watch.reads():
+                    if backwards:
+                        migration.unapply(self.states[migration], editor)
+                    else:
+                        self.state = migration.apply(self.state, editor)
+        return list(editor.collected_sql), watch.sharing(self._shareable(migration))
+
+    def _shareable(self, migration: Migration) -> bool:
+        shared = self.shared
+        key = (migration.app_label, migration.name)
+        return shared is not None and shareable(migration, shared.loader.disk_migrations.get(key))
 
     def _state_before(self, migration: Migration) -> ProjectState:
         key = ("step", *self.group, migration.app_label, migration.name)
@@ -178,11 +187,18 @@ class DjangoHooks:
         if self.out.heartbeat is not None:
             self.out.heartbeat.django_step(server_pid(self.connection))
         try:
-            with self._naming_failures(app, name), self._capturing(ran), self._guarded(migration.atomic):
+            with (
+                self._naming_failures(app, name),
+                watching(self.connection) as watch,
+                self._capturing(ran),
+                self._guarded(migration.atomic),
+            ):
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
                     self._apply(migration)
+            if watch.per_tenant:
+                ran = None  # it holds values Django computed for this tenant
         finally:
             self.connection.tenant_migrate_outside_transaction = False
             if not migration.atomic:
@@ -211,10 +227,7 @@ class DjangoHooks:
         None where Django's own apply must compute them (one tenant, or a migration that a
         handler changed for this tenant)."""
         shared = self.shared
-        if shared is None or shared.cache is None:
-            return None
-        key = (migration.app_label, migration.name)
-        if not shareable(migration, shared.loader.disk_migrations.get(key)):
+        if shared is None or shared.cache is None or not self._shareable(migration):
             return None
         states = shared.once(
             self._operations_key(migration),

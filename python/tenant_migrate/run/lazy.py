@@ -38,7 +38,7 @@ class LazyHooks:
     def soft_applied(self, app: str, name: str) -> bool:
         return self.real().soft_applied(app, name)
 
-    def compile(self, app: str, name: str, backwards: bool) -> list[str] | None:
+    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
         return self.real().compile(app, name, backwards)
 
     def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:

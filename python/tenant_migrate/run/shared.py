@@ -10,7 +10,6 @@ from importlib import import_module
 from typing import Any
 
 from django.apps import apps as global_apps
-from django.db import transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
@@ -21,6 +20,7 @@ from django.utils.module_loading import module_has_submodule
 
 from .. import _core
 from ..graph import RawGraphLoader, graph_json
+from ..search_path import one_transaction
 
 # Django's migration machinery is not thread-safe: rendered project states share model classes
 # (ProjectState.clone() copies the registry, not the classes), and rendering a model mutates
@@ -217,13 +217,9 @@ class CopiedLoader(MigrationLoader):
 
 
 def _read_history(recorder: MigrationRecorder) -> dict[tuple[str, str], Any]:
-    # The table check and the read in one transaction: on a schema tenant each autocommit
-    # statement is a transaction of its own that sets the search path first (search_path.py),
-    # so two statements would cost six round trips, this one four.
-    connection = recorder.connection
-    if connection.in_atomic_block:
-        return recorder.applied_migrations()  # type: ignore[no-any-return]
-    with transaction.atomic(using=connection.alias):
+    # The table check and the read in one transaction: two autocommit statements on a schema
+    # tenant would cost six round trips, one transaction four.
+    with one_transaction(recorder.connection):
         return recorder.applied_migrations()  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,108 @@
+"""Whom SQL that Django compiled for a migration on one tenant is good for.
+
+Django's schema editor builds a migration's SQL from the project state, but some of its calls
+also read the live catalog (constraint, sequence and collation names: ``_constraint_names``,
+``_get_sequence_name``, ``_is_collation_deterministic``), and ``effective_default`` computes a
+value while building it: a callable default (``uuid4``, ``timezone.now``, a project's token
+function, what ``makemigrations`` writes for ``preserve_default=False``) or the current time for
+``auto_now``, written into the table's existing rows by ``AddField`` or by ``AlterField`` from
+null to not null. Plain Django's ``migrate``, run for each tenant, computes that value for each
+tenant. So what one compile gives is, as the core's ``Sharing`` says:
+
+- ``"state"``: nothing was read: every tenant with the same project state (same history, same
+  plan) on the same server gets this very SQL from Django, whatever its catalog holds;
+- ``"catalog"``: the catalog was read: the same SQL only where the catalog is the same (the
+  fingerprint); also a migration a ``pre_migrate`` handler changed for this tenant;
+- ``"tenant"``: it holds a value computed for this tenant; never replayed on another.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db.models import NOT_PROVIDED
+
+
+def computed_per_call(field: Any) -> bool:
+    """Whether ``effective_default`` computes this field's value anew on each call, as
+    ``BaseDatabaseSchemaEditor._effective_default`` does."""
+    if field.default is not NOT_PROVIDED:
+        return callable(field.default)
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+class Watch:
+    """What one compile (or one migration Django applies) did beyond building SQL."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.read = False
+        self.per_tenant = False
+
+    @contextmanager
+    def reads(self) -> Iterator[None]:
+        """Any statement sent while compiling reads the catalog: in ``collect_sql`` mode the
+        schema editor sends nothing else. Entered inside the editor, whose own entry and exit
+        send statements of their own on SQLite (foreign key pragmas and checks)."""
+
+        def note(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            self.read = True
+            return execute(sql, params, many, context)
+
+        with self.connection.execute_wrapper(note):
+            yield
+
+    def sharing(self, state_shareable: bool) -> str:
+        if self.per_tenant:
+            return "tenant"
+        return "catalog" if self.read or not state_shareable else "state"
+
+
+@contextmanager
+def watching(connection: Any) -> Iterator[Watch]:
+    """Schema editors made on ``connection`` meanwhile report callable defaults to the watch."""
+    watch = Watch(connection)
+    own = connection.__dict__.get("SchemaEditorClass")
+    connection.SchemaEditorClass = _watched(connection.SchemaEditorClass)
+    connection._tenant_migrate_watch = watch
+    try:
+        yield watch
+    finally:
+        connection._tenant_migrate_watch = None
+        if own is None:
+            del connection.SchemaEditorClass
+        else:
+            connection.SchemaEditorClass = own
+
+
+@functools.cache
+def _watched(editor_class: type) -> type:
+    if getattr(editor_class, "_tenant_migrate_watched", False):
+        return editor_class
+
+    class Watched(editor_class):  # type: ignore[misc, valid-type]
+        _tenant_migrate_watched = True
+
+        def effective_default(self, field: Any) -> Any:
+            watch = getattr(self.connection, "_tenant_migrate_watch", None)
+            if watch is not None and computed_per_call(field):
+                watch.per_tenant = True
+            return super().effective_default(field)
+
+    Watched.__name__ = editor_class.__name__
+    Watched.__qualname__ = editor_class.__qualname__
+    Watched.__module__ = editor_class.__module__
+    return Watched
+
+
+def state_key(group: tuple[Any, ...], connection: Any) -> str:
+    """The project state a tenant's plan runs through, with what else Django's SQL depends on:
+    the backend, the server's version, the connection's time zone (datetime literals)."""
+    applied, steps, fake = group
+    digest = hashlib.sha256(repr((sorted(applied), steps, fake)).encode()).hexdigest()
+    server = getattr(connection, "pg_version", None) or getattr(connection.Database, "sqlite_version", "")
+    return f"{digest}:{connection.vendor}:{server}:{connection.timezone_name}"

@@ -255,6 +255,7 @@ def run(project: Path, settings_env: dict[str, str], n: int, jobs: int, sample: 
             "replayed": summary["replayed"],
             "compiled": summary["compiled"],
             "via_django": summary["via_django"],
+            "fingerprints": summary.get("fingerprints"),
         }
     finally:
         with admin() as conn:

@@ -19,8 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers.pg import connect
-from helpers.project import Project, make_project, make_tenant, pg_project, tenant_location
+from helpers.pg import app_catalog, connect, history
+from helpers.project import (
+    Project,
+    make_project,
+    make_tenant,
+    migration_rows,
+    pg_project,
+    sqlite_schema,
+    tenant_location,
+)
 
 TENANTS = ["acme", "beta", "gamma", "delta"]
 
@@ -69,13 +77,15 @@ def _migrate_all(project: Project) -> None:
 
 
 def _release_on(project: Project, insert_rows: Callable[[str], None]) -> None:
-    """Every tenant at the last release with rows of its own, then the new release."""
+    """Every tenant at the last release with rows of its own, then the new release; the
+    master then migrated by plain Django's ``migrate``, the schema to compare with."""
     _migrate_all(project)
     for tenant in TENANTS:
         insert_rows(tenant)
     project.add_migration("products", "0002_token", TOKEN)
     project.add_migration("products", "0003_code", CODE)
     _migrate_all(project)
+    project.manage("migrate", "--no-input", "-v", "0")
 
 
 def _check(values: dict[str, list[tuple[str, str]]]) -> None:
@@ -104,9 +114,17 @@ def test_sqlite_each_tenant_gets_its_own_default(tmp_path: Path) -> None:
             db.executemany('INSERT INTO "products_product" ("sku", "name", "price") VALUES (?, ?, ?)', ROWS)
 
     _release_on(project, insert)
+    master = Path(project.env["TM_MASTER_SQLITE"])
     values = {}
     for tenant in TENANTS:
-        with sqlite3.connect(project.tenant_db(tenant)) as db:
+        db_path = project.tenant_db(tenant)
+        assert [r for r in sqlite_schema(db_path) if r[1].startswith("products_")] == [
+            r for r in sqlite_schema(master) if r[1].startswith("products_")
+        ]
+        assert [r for r in migration_rows(db_path) if r[0] == "products"] == [
+            r for r in migration_rows(master) if r[0] == "products"
+        ]
+        with sqlite3.connect(db_path) as db:
             values[tenant] = db.execute(
                 'SELECT "token", "code" FROM "products_product" ORDER BY "id"'
             ).fetchall()
@@ -131,8 +149,14 @@ def test_postgres_each_tenant_gets_its_own_default(tmp_path: Path, pg_prefix: st
             )
 
     _release_on(project, insert)
+    master = project.master  # type: ignore[attr-defined]
+    wanted = app_catalog(master, "public", "products_")
+    wanted_history = [r for r in history(master) if r[0] == "products"]
     values = {}
     for tenant in TENANTS:
+        dbname, schema = tenant_location(project, pg_prefix, tenant, isolation)
+        assert app_catalog(dbname, schema, "products_") == wanted, tenant
+        assert [r for r in history(dbname, schema) if r[0] == "products"] == wanted_history, tenant
         dbname, products = table(tenant)
         with connect(dbname) as db:
             values[tenant] = db.execute(f'SELECT "token", "code" FROM {products} ORDER BY "id"').fetchall()

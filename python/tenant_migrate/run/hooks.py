@@ -146,15 +146,33 @@ class DjangoHooks:
             return None
         connection = self.connection
         with self._naming_failures(app, name), watching(connection) as watch:
-            if not backwards:
+            states = self._per_tenant_states(migration, backwards)
+            if states is None and not backwards:
                 self._render()
             with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
                 with watch.reads():
                     if backwards:
                         migration.unapply(self.states[migration], editor)
+                    elif states is not None:
+                        with applied_on(migration, states):
+                            migration.apply(states[0], editor)
                     else:
                         self.state = migration.apply(self.state, editor)
-        return list(editor.collected_sql), watch.sharing(self._shareable(migration))
+            if states is not None:
+                self.state = states[-1].clone()
+        sharing = watch.sharing(self._shareable(migration))
+        if sharing == "tenant" and self.shared is not None:
+            self.shared.per_tenant.add((app, name, backwards))
+        return list(editor.collected_sql), sharing
+
+    def _per_tenant_states(self, migration: Migration, backwards: bool) -> list[ProjectState] | None:
+        """For a step every tenant compiles (its SQL holds a value computed for the tenant),
+        after the first: the states its operations run on, shared by the history group, so
+        that compiling it renders nothing of this tenant's own."""
+        key = (migration.app_label, migration.name, backwards)
+        if backwards or self.shared is None or key not in self.shared.per_tenant:
+            return None
+        return self._operation_states(migration)
 
     def _shareable(self, migration: Migration) -> bool:
         shared = self.shared

@@ -60,6 +60,9 @@ class Shared:
         self._recorder_ddl: dict[Any, list[str]] = {}
         self._graphs: dict[Any, BuiltGraph] = {}
         self._lock = threading.Lock()
+        # Steps (app, name, backwards) whose compile computed a value for its tenant (a callable
+        # default): compiled on every tenant, the later ones on the group's shared states.
+        self.per_tenant: set[tuple[str, str, bool]] = set()
         # Migrations taking part in a squash: their graph depends on the applied set as it
         # changes during a run, so tenants whose plan touches them are never handled lazily.
         self.squash_related: set[tuple[str, str]] = set()

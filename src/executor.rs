@@ -27,9 +27,9 @@ pub trait Hooks {
     /// when it must run in Django.
     fn compile(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>>;
     /// Apply or unapply through Django's executor on the tenant connection (records itself).
-    /// For a migration that runs no Python, returns the SQL Django ran, for replay elsewhere
-    /// (none when that SQL holds values computed for this tenant).
-    fn apply_with_django(&mut self, step: &Step) -> Result<Option<Vec<String>>>;
+    /// For a migration that runs no Python, returns the SQL Django ran, for replay elsewhere,
+    /// and whom it is good for.
+    fn apply_with_django(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>>;
     /// SQL compiled on another tenant in the same state was replayed here: Django's project
     /// state for this tenant moves on without compiling.
     fn replayed(&mut self, step: &Step) -> Result<()>;
@@ -242,7 +242,7 @@ fn run_step(
                 }
                 // Order-sensitive: Django applies it here, and what it ran is kept for replay.
                 None => match apply_with_django(hooks, plan, opts, step)? {
-                    Some(ran) => (ran, Route::Django, Sharing::Catalog),
+                    Some((ran, sharing)) => (ran, Route::Django, sharing),
                     None => return Ok((Outcome::Done, Route::Django, 0, drift)),
                 },
             };
@@ -294,7 +294,7 @@ fn compile_here(
         return Ok((
             Outcome::Done,
             Route::Django,
-            ran.map_or(0, |s| s.len()),
+            ran.map_or(0, |(s, _)| s.len()),
             false,
         ));
     };
@@ -309,7 +309,7 @@ fn apply_with_django(
     plan: &Plan,
     opts: &Options,
     step: &Step,
-) -> Result<Option<Vec<String>>> {
+) -> Result<Option<(Vec<String>, Sharing)>> {
     hooks.apply_with_django(step).map_err(|e| {
         if !plan.non_atomic.contains(&step.key) || opts.interrupt.is_set() {
             return e;

@@ -44,6 +44,20 @@ impl PyHooks {
     }
 }
 
+/// `(statements, "catalog" | "state" | "tenant")` from Python, or `None`.
+fn with_sharing(answer: Option<(Vec<String>, String)>) -> PyResult<Option<(Vec<String>, Sharing)>> {
+    let Some((sql, sharing)) = answer else {
+        return Ok(None);
+    };
+    let sharing = match sharing.as_str() {
+        "catalog" => Sharing::Catalog,
+        "state" => Sharing::State,
+        "tenant" => Sharing::Tenant,
+        other => return Err(PyValueError::new_err(format!("unknown sharing {other:?}"))),
+    };
+    Ok(Some((sql, sharing)))
+}
+
 impl executor::Hooks for PyHooks {
     fn started(&mut self, step: &Step, fake: bool) -> Result<(), Error> {
         self.call(|_, o| {
@@ -61,33 +75,18 @@ impl executor::Hooks for PyHooks {
 
     fn compile(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>, Error> {
         self.call(|_, o| {
-            let compiled = o
-                .call_method1("compile", (&step.key.0, &step.key.1, step.backwards))?
-                .extract::<Option<(Vec<String>, String)>>()?;
-            let Some((sql, sharing)) = compiled else {
-                return Ok(None);
-            };
-            let sharing = match sharing.as_str() {
-                "catalog" => Sharing::Catalog,
-                "state" => Sharing::State,
-                "tenant" => Sharing::Tenant,
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "compile: unknown sharing {other:?}"
-                    )))
-                }
-            };
-            Ok(Some((sql, sharing)))
+            let compiled = o.call_method1("compile", (&step.key.0, &step.key.1, step.backwards))?;
+            with_sharing(compiled.extract()?)
         })
     }
 
-    fn apply_with_django(&mut self, step: &Step) -> Result<Option<Vec<String>>, Error> {
+    fn apply_with_django(&mut self, step: &Step) -> Result<Option<(Vec<String>, Sharing)>, Error> {
         self.call(|_, o| {
-            o.call_method1(
+            let ran = o.call_method1(
                 "apply_with_django",
                 (&step.key.0, &step.key.1, step.backwards),
-            )?
-            .extract::<Option<Vec<String>>>()
+            )?;
+            with_sharing(ran.extract()?)
         })
     }
 

@@ -5,7 +5,8 @@ catalog; the next migration's SQL used to be verified by reading the tenant's ca
 fingerprint first. When Django read nothing from the catalog to compile that SQL (no
 constraint or sequence names: ``AddField``, ``AddIndex``...), it is the SQL Django gives every
 tenant with the same history and plan, whatever the catalog holds: it is replayed on them by
-that key alone. SQL whose compile read the catalog is still replayed only where the
+that key alone; so is the SQL Django ran for an order-sensitive migration when applying it
+read nothing. SQL whose compile read the catalog is still replayed only where the
 fingerprint matches. Counted with the run's ``fingerprints``, and checked against plain
 Django's ``migrate`` on the master (schema and history), on SQLite and PostgreSQL.
 """
@@ -59,6 +60,21 @@ class Migration(migrations.Migration):
     ]
 """
 
+# Order-sensitive (the AlterField would introspect a column the AddField's SQL, collected and
+# not run, has not made yet): Django applies it on the first tenant, and the SQL it ran there is
+# replayed. Applying it reads nothing on PostgreSQL: replayed by the state key too.
+ORDER_SENSITIVE = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("products", "0002_titles")]
+    operations = [
+        migrations.AddField("product", "stock", models.IntegerField(default=0)),
+        migrations.AlterField("product", "stock", models.BigIntegerField(default=0)),
+    ]
+"""
+
 # Dropping a unique constraint: Django reads its name from PostgreSQL's catalog.
 NOT_UNIQUE = """
 from django.db import migrations, models
@@ -106,10 +122,11 @@ def test_sqlite_state_sql_needs_no_fingerprint(tmp_path: Path) -> None:
     [
         ("schema", STOCK, 2),
         ("database", STOCK, 2),
+        ("schema", ORDER_SENSITIVE, 2),
         # Read the catalog: every later tenant verified before replaying it.
         ("schema", NOT_UNIQUE, 2 + len(TENANTS) - 1),
     ],
-    ids=["schema-state", "database-state", "schema-catalog"],
+    ids=["schema-state", "database-state", "schema-django-ran", "schema-catalog"],
 )
 def test_postgres_state_sql_needs_no_fingerprint(
     tmp_path: Path, pg_prefix: str, isolation: str, second: str, fingerprints: int

@@ -196,9 +196,10 @@ class DjangoHooks:
         return self.state
 
     @django_side
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+        """Django applies (or unapplies) the step. For a migration that runs no Python: the
+        SQL it ran, for replay on other tenants, and whom it is good for (``sharing.py``)."""
         migration = self.nodes[(app, name)]
-        # What Django runs for a migration without Python can be replayed on other tenants.
         ran: list[str] | None = None if needs_python(migration, backwards) else []
         # A non-atomic migration's statements must not be wrapped in transactions.
         self.connection.tenant_migrate_outside_transaction = not migration.atomic
@@ -210,18 +211,19 @@ class DjangoHooks:
                 watching(self.connection) as watch,
                 self._capturing(ran),
                 self._guarded(migration.atomic),
+                watch.reads_among_effects(),
             ):
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
                     self._apply(migration)
-            if watch.per_tenant:
-                ran = None  # it holds values Django computed for this tenant
         finally:
             self.connection.tenant_migrate_outside_transaction = False
             if not migration.atomic:
                 reset_session_path(self.connection)
-        return ran
+        if ran is None:
+            return None
+        return ran, watch.sharing(self._shareable(migration))
 
     def _apply(self, migration: Migration) -> None:
         states = self._operation_states(migration)

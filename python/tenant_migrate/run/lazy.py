@@ -41,7 +41,7 @@ class LazyHooks:
     def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
         return self.real().compile(app, name, backwards)
 
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> list[str] | None:
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
         return self.real().apply_with_django(app, name, backwards)
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:

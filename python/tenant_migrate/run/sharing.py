@@ -26,6 +26,11 @@ from typing import Any
 
 from django.db.models import NOT_PROVIDED
 
+# Statements that read, not change (PRAGMA too: SQLite's introspection).
+_READS = frozenset({"SELECT", "WITH", "SHOW", "PRAGMA", "EXPLAIN", "VALUES", "TABLE"})
+# How run/statements.py sets the zero-downtime timeouts.
+_OUR_SETTINGS = "SELECT pg_catalog.set_config("
+
 
 def computed_per_call(field: Any) -> bool:
     """Whether ``effective_default`` computes this field's value anew on each call, as
@@ -51,6 +56,27 @@ class Watch:
 
         def note(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             self.read = True
+            return execute(sql, params, many, context)
+
+        with self.connection.execute_wrapper(note):
+            yield
+
+    @contextmanager
+    def reads_among_effects(self) -> Iterator[None]:
+        """While Django applies a migration: its reads (introspection, and on Django 4.2 the
+        recorder's table check) among the statements that are its effect, leaving out our own
+        (the search path, the zero-downtime timeouts, the history guard's checks)."""
+
+        def note(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            connection = context["connection"]
+            ours = (
+                getattr(connection, "_tenant_migrate_setting_path", False)
+                or getattr(connection, "_tenant_migrate_guarding", False)
+                or sql.startswith(_OUR_SETTINGS)
+            )
+            words = sql.split(None, 1)
+            if not ours and words and words[0].upper() in _READS:
+                self.read = True
             return execute(sql, params, many, context)
 
         with self.connection.execute_wrapper(note):

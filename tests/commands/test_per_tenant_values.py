@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.db import models
+from django.utils import timezone
 from helpers.pg import app_catalog, connect, history
 from helpers.project import (
     Project,
@@ -29,6 +32,7 @@ from helpers.project import (
     sqlite_schema,
     tenant_location,
 )
+from tenant_migrate.run.sharing import computed_per_call
 
 TENANTS = ["acme", "beta", "gamma", "delta"]
 
@@ -161,3 +165,21 @@ def test_postgres_each_tenant_gets_its_own_default(tmp_path: Path, pg_prefix: st
         with connect(dbname) as db:
             values[tenant] = db.execute(f'SELECT "token", "code" FROM {products} ORDER BY "id"').fetchall()
     _check(values)
+
+
+@pytest.mark.parametrize(
+    ("field", "per_call"),
+    [
+        (models.CharField(max_length=32, default=uuid.uuid4), True),
+        (models.DateTimeField(default=timezone.now), True),
+        (models.DateTimeField(auto_now_add=True), True),
+        (models.DateField(auto_now=True), True),
+        (models.JSONField(default=dict), False),  # dict() is {} on every call
+        (models.JSONField(default=list), False),
+        (models.IntegerField(default=0), False),
+        (models.CharField(max_length=8, null=True), False),
+    ],
+    ids=["uuid4", "now", "auto_now_add", "auto_now", "dict", "list", "constant", "none"],
+)
+def test_which_defaults_are_computed_per_call(field: models.Field, per_call: bool) -> None:
+    assert computed_per_call(field) is per_call

@@ -154,7 +154,7 @@ class DjangoHooks:
                     if backwards:
                         migration.unapply(self.states[migration], editor)
                     elif states is not None:
-                        with applied_on(migration, states):
+                        with self._forgetting_on_failure(migration), applied_on(migration, states):
                             migration.apply(states[0], editor)
                     else:
                         self.state = migration.apply(self.state, editor)
@@ -230,17 +230,21 @@ class DjangoHooks:
         if states is None:
             self.state = self.executor.apply_migration(self._state_before(migration), migration)
             return
-        try:
-            with applied_on(migration, states):
-                self.executor.apply_migration(states[0], migration)
-        except BaseException:
-            # An operation that failed half-way may have left the states changed (AddField
-            # without preserve_default sets the field's default on the target model and resets
-            # it only on success): the next tenant computes them afresh.
-            self.shared.forget(self._operations_key(migration))  # type: ignore[union-attr]
-            raise
+        with self._forgetting_on_failure(migration), applied_on(migration, states):
+            self.executor.apply_migration(states[0], migration)
         # The tenant's own state from here on: compiling and catching up mutate it.
         self.state = states[-1].clone()
+
+    @contextmanager
+    def _forgetting_on_failure(self, migration: Migration) -> Iterator[None]:
+        """An operation that failed half-way may have left the shared states changed (AddField
+        without preserve_default sets the field's default on the target model and resets it
+        only on success): the next tenant computes them afresh."""
+        try:
+            yield
+        except BaseException:
+            self.shared.forget(self._operations_key(migration))  # type: ignore[union-attr]
+            raise
 
     def _operation_states(self, migration: Migration) -> list[ProjectState] | None:
         """The states each operation runs on, shared by the tenants of this history group;

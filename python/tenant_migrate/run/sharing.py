@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED
 
 # Statements that read, not change (PRAGMA too: SQLite's introspection).
@@ -36,7 +37,9 @@ def computed_per_call(field: Any) -> bool:
     """Whether ``effective_default`` computes this field's value anew on each call, as
     ``BaseDatabaseSchemaEditor._effective_default`` does."""
     if field.default is not NOT_PROVIDED:
-        return callable(field.default)
+        default = field.default
+        # dict, list, str...: called without arguments they give the same value every time.
+        return callable(default) and not (isinstance(default, type) and default.__module__ == "builtins")
     return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
 
 
@@ -92,13 +95,18 @@ class Watch:
 def watching(connection: Any) -> Iterator[Watch]:
     """Schema editors made on ``connection`` meanwhile report callable defaults to the watch."""
     watch = Watch(connection)
+    # A backend whose schema_editor() does not build SchemaEditorClass would not report:
+    # everything compiled on it counts as computed for its tenant.
+    if type(connection).schema_editor is not BaseDatabaseWrapper.schema_editor:
+        watch.per_tenant = True
     own = connection.__dict__.get("SchemaEditorClass")
+    outer = getattr(connection, "_tenant_migrate_watch", None)
     connection.SchemaEditorClass = _watched(connection.SchemaEditorClass)
     connection._tenant_migrate_watch = watch
     try:
         yield watch
     finally:
-        connection._tenant_migrate_watch = None
+        connection._tenant_migrate_watch = outer
         if own is None:
             del connection.SchemaEditorClass
         else:

@@ -311,9 +311,9 @@ def set_idle_connection_limit(limit: int) -> int:
     together); returns the previous limit."""
 
 def history_guard(params_json: str) -> tuple[str, str | None]:
-    """The statements guarding a history row Django writes, in its transaction: the tenant's
-    record lock, and (when this process holds the tenant's run lock) a one-boolean query saying
-    whether it still does."""
+    """What guards a history row Django writes, in its transaction: the statement taking the
+    tenant's record lock, and (when this process holds the tenant's run lock) a boolean SQL
+    expression saying whether it still does."""
 
 def interrupt_all(on: bool) -> None:
     """Interrupt (True) or stop interrupting (False) every wait of this process on a PostgreSQL

@@ -248,7 +248,7 @@ class AllTenantsRun:
         self, records: list[_core.TenantRecord], shared: Shared, progress: Any, jobs: int
     ) -> list[TenantOutcome]:
         """Migrate ``records`` with ``jobs`` threads; outcomes are journaled by this thread as
-        they arrive."""
+        they arrive (successes gathered for up to a second, see ``journal.py``)."""
         todo: queue.Queue[_core.TenantRecord] = queue.Queue()
         for record in records:
             todo.put(record)
@@ -282,12 +282,16 @@ class AllTenantsRun:
             try:
                 outcome = done.get(timeout=0.1)
             except queue.Empty:
+                if self.journal is not None:
+                    self.journal.flush_due()
                 continue
             outcomes.append(outcome)
             if self.journal is not None:
                 self.journal.record(outcome.tenant_id, outcome.status, outcome.seconds, outcome.error)
         for t in threads:
             t.join()
+        if self.journal is not None:
+            self.journal.flush()
         return outcomes
 
     def one(self, record: _core.TenantRecord, shared: Shared) -> TenantOutcome:

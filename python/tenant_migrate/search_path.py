@@ -91,12 +91,16 @@ def _check_history(connection: Any, inserting: bool, app: str, name: str) -> Non
     try:
         with connection.cursor() as cursor:
             cursor.execute(lock)
-            if alive is not None:
-                cursor.execute(alive)
-                if not cursor.fetchone()[0]:
-                    raise _core.concurrent_run(connection.alias, f"{app}.{name}", True)
-            cursor.execute(f'SELECT count(*) FROM {table} WHERE "app" = %s AND "name" = %s', [app, name])
-            present = cursor.fetchone()[0] > 0
+            # After the lock, in a statement of its own: it sees what another run committed
+            # while this one waited for the lock.
+            cursor.execute(
+                f'SELECT {alive or "true"}, count(*) FROM {table} WHERE "app" = %s AND "name" = %s',
+                [app, name],
+            )
+            still_held, count = cursor.fetchone()
+            if not still_held:
+                raise _core.concurrent_run(connection.alias, f"{app}.{name}", True)
+            present = count > 0
     finally:
         connection._tenant_migrate_guarding = False
     # A row to write must be absent; one to delete present (Django also deletes a squash's own

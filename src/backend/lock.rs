@@ -128,12 +128,13 @@ fn fnv1a(text: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// The two statements that guard a migration's history rows, inside its own transaction:
-/// take the tenant's record lock (held until the transaction ends, so two runs never write the
-/// same history at once), and, when this process holds the tenant's run lock, a query whose
-/// one boolean says whether it still does. Integers only: nothing user-supplied in the text.
+/// What guards a migration's history rows, inside its own transaction: the statement that
+/// takes the tenant's record lock (held until the transaction ends, so two runs never write the
+/// same history at once), and, when this process holds the tenant's run lock, a boolean
+/// expression saying whether it still does (for the caller's next query, which sees rows
+/// committed while it waited for the lock). Integers only: nothing user-supplied in the text.
 pub fn record_guard(params: &ConnectionParams) -> Result<(String, Option<String>)> {
-    Ok((record_lock_sql(params)?, held(params).map(alive_sql)))
+    Ok((record_lock_sql(params)?, held(params).map(alive_condition)))
 }
 
 /// The record lock of the tenant reached by `params`, as a statement.
@@ -142,10 +143,6 @@ pub fn record_lock_sql(params: &ConnectionParams) -> Result<String> {
     Ok(format!(
         "SELECT pg_catalog.pg_advisory_xact_lock({record_lock})"
     ))
-}
-
-fn alive_sql(held: HeldLock) -> String {
-    format!("SELECT {}", alive_condition(held))
 }
 
 /// Whether server process `pid` still holds advisory lock `lock_id` (a bigint lock shows in
@@ -194,18 +191,18 @@ fn pg_lock(
 ) -> Result<RunLock> {
     let key = pg_key(params)?;
     let (pooled, pool_key) = take_pooled(params)?;
+    // A server-wide idle-in-transaction timeout would end the lock while the run goes on.
+    const BEGIN: &str = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0";
     // A pooled connection the server has closed meanwhile fails its BEGIN: then a new one.
-    let began = pooled.and_then(|mut c| c.batch_execute("BEGIN").is_ok().then_some(c));
+    let began = pooled.and_then(|mut c| c.batch_execute(BEGIN).is_ok().then_some(c));
     let mut client = match began {
         Some(c) => c,
         None => {
             let mut c = connect(params)?;
-            c.batch_execute("BEGIN")?;
+            c.batch_execute(BEGIN)?;
             c
         }
     };
-    // A server-wide idle-in-transaction timeout would end the lock while the run goes on.
-    client.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")?;
     // 64 bits of the key's md5 as the lock id; the key is a bound value.
     const KEY: &str = "('x' || substr(md5($1), 1, 16))::bit(64)::bigint";
     let ids = format!("{KEY}, pg_catalog.pg_backend_pid()");

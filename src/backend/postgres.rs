@@ -28,6 +28,17 @@ use super::{
 use crate::error::DbError;
 use crate::graph::Key;
 
+/// How many history tables the tenant's schema (`$1`; for a database of its own, the first
+/// schema of its search path, as Django's introspection sees it) holds: `$2` is the table's
+/// name. Both bound as `name`, not `text`, and the schema's oid looked up first: then the
+/// catalog's (relname, relnamespace) index finds the one row. Compared as text, `relname`
+/// reads all of `pg_class`; joined by name, the index still returns the table of every
+/// tenant's schema (one per tenant: 5 ms a call at 200 tenants, growing with N).
+const RECORDER_EXISTS: &str = "(SELECT count(*) FROM pg_catalog.pg_class c \
+    WHERE c.relname = $2::name AND c.relkind IN ('r', 'p') \
+    AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n \
+    WHERE n.nspname = coalesce($1::name, current_schema())))";
+
 /// PostgreSQL silently truncates longer identifiers, which could make two tenants share one.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -175,17 +186,22 @@ impl PostgresBackend {
             None => connect(params)?,
         };
         let recorder = Recorder::new(Dialect::Postgres, schema.as_deref())?;
+        // The server process (to cancel its statement on Ctrl-C), whether the schema exists
+        // and whether its history table does (see `recorder_exists`), in one round trip.
+        let row = client.query_typed_one(
+            &format!(
+                "SELECT pg_catalog.pg_backend_pid(), $1::name IS NULL OR EXISTS \
+                 (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1::name), {}",
+                RECORDER_EXISTS
+            ),
+            &[(schema, Type::NAME), (&RECORDER_TABLE, Type::NAME)],
+        )?;
+        let (pid, schema_found) = (row.get::<_, i32>(0), row.get::<_, bool>(1));
+        let recorder_seen = row.get::<_, i64>(2) > 0;
         let set_search_path = match schema {
             None => String::new(),
             Some(schema) => {
-                let exists = client
-                    .query_typed_opt(
-                        "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                        // As `name`: the catalog's index on nspname answers, not a scan.
-                        &[(schema, Type::NAME)],
-                    )?
-                    .is_some();
-                if !exists {
+                if !schema_found {
                     return Err(DbError::Connect(format!(
                         "{}: schema \"{schema}\" does not exist",
                         client.server()
@@ -206,9 +222,6 @@ impl PostgresBackend {
         if let Some(ms) = statement_timeout_ms {
             set_local.push_str(&format!("SET LOCAL statement_timeout = '{ms}ms';\n"));
         }
-        let pid = client
-            .query_typed_one("SELECT pg_backend_pid()", &[])?
-            .get::<_, i32>(0);
         Ok(PostgresBackend {
             pid: Some(pid),
             client: Some(client),
@@ -220,7 +233,7 @@ impl PostgresBackend {
             step_by_step: lock_timeout_ms.is_some() || statement_timeout_ms.is_some(),
             recorder,
             params: params.clone(),
-            recorder_seen: false,
+            recorder_seen,
         })
     }
 
@@ -243,73 +256,76 @@ impl PostgresBackend {
     }
 
     fn record_and_commit(&mut self, recording: &Recording) -> Result<(), DbError> {
-        let insert = self.recorder.insert();
-        let delete = self.recorder.delete();
         let interrupted_now = self.interrupt.is_set();
-        let guard = self.history_guard(recording);
+        let guarded = self.guarded_recording(recording);
         let client = self.client()?;
         if interrupted_now {
             return Err(interrupted());
         }
-        if let Some((sql, applied, unapplied)) = guard {
+        if let Some(sql) = guarded {
             let keys = |keys: &[Key], part: fn(&Key) -> &String| -> Vec<String> {
                 keys.iter().map(|k| part(k).clone()).collect()
             };
+            let (applied, unapplied) = (&recording.applied, &recording.unapplied);
             let row = client.query_typed_one(
                 &sql,
                 &[
-                    (&keys(&applied, |k| &k.0), Type::TEXT_ARRAY),
-                    (&keys(&applied, |k| &k.1), Type::TEXT_ARRAY),
-                    (&keys(&unapplied, |k| &k.0), Type::TEXT_ARRAY),
-                    (&keys(&unapplied, |k| &k.1), Type::TEXT_ARRAY),
+                    (&keys(applied, |k| &k.0), Type::TEXT_ARRAY),
+                    (&keys(applied, |k| &k.1), Type::TEXT_ARRAY),
+                    (&keys(unapplied, |k| &k.0), Type::TEXT_ARRAY),
+                    (&keys(unapplied, |k| &k.1), Type::TEXT_ARRAY),
                 ],
             )?;
-            let (alive, present, still) = (
-                row.get::<_, bool>(0),
-                row.get::<_, i64>(1),
-                row.get::<_, i64>(2),
-            );
-            if !alive {
+            // Nothing was written unless both hold; the caller rolls back.
+            if !row.get::<_, bool>(0) {
                 return Err(DbError::RunLockLost);
             }
-            // Rows to write must be absent, and of rows to delete at least one present (a
-            // squash's own row may be missing): otherwise another run got there first.
-            if present > 0 || (applied.is_empty() && !unapplied.is_empty() && still == 0) {
+            if !row.get::<_, bool>(1) {
                 return Err(DbError::RecordedElsewhere);
             }
-        }
-        for (app, name) in &recording.applied {
-            client.query_typed(&insert, &[(app, Type::TEXT), (name, Type::TEXT)])?;
-        }
-        for (app, name) in &recording.unapplied {
-            client.query_typed(&delete, &[(app, Type::TEXT), (name, Type::TEXT)])?;
         }
         client.batch_execute("COMMIT")
     }
 
-    /// The query that checks, in the migration's transaction and under its record lock, that
-    /// this process still holds the tenant's run lock (when it took one) and that no other run
-    /// wrote or deleted the rows this recording is about (see `backend/lock.rs`); `$1`/`$2` are the
-    /// apps and names to insert, `$3`/`$4` those to delete. None when nothing is recorded.
-    fn history_guard(&self, recording: &Recording) -> Option<(String, Vec<Key>, Vec<Key>)> {
+    /// One statement that, in the migration's transaction and under its record lock, checks
+    /// that this process still holds the tenant's run lock (when it took one) and that no other
+    /// run wrote or deleted the rows this recording is about (see `backend/lock.rs`), and only
+    /// then writes them: `$1`/`$2` are the apps and names to insert (in order, so their ids
+    /// ascend as Django's would), `$3`/`$4` those to delete. It answers (alive, unclaimed).
+    /// One round trip where a check and a statement per row took one each (on a project of
+    /// 300 migrations, 300 round trips a tenant). None when nothing is recorded.
+    fn guarded_recording(&self, recording: &Recording) -> Option<String> {
         if recording.applied.is_empty() && recording.unapplied.is_empty() {
             return None;
         }
         let alive = super::lock::held(&self.params)
             .map_or_else(|| "true".to_string(), super::lock::alive_condition);
-        let matching = |apps: &str, names: &str| {
-            format!(
-                "(SELECT count(*) FROM {} r WHERE (r.\"app\", r.\"name\") IN \
-                 (SELECT * FROM unnest({apps}::text[], {names}::text[])))",
-                self.recorder.table()
-            )
+        let table = self.recorder.table();
+        let pairs = |apps: &str, names: &str| {
+            format!("(SELECT * FROM unnest({apps}::text[], {names}::text[]))")
         };
-        let sql = format!(
-            "SELECT {alive}, {}, {}",
-            matching("$1", "$2"),
-            matching("$3", "$4")
-        );
-        Some((sql, recording.applied.clone(), recording.unapplied.clone()))
+        let (to_insert, to_delete) = (pairs("$1", "$2"), pairs("$3", "$4"));
+        let count = |set: &str| {
+            format!("(SELECT count(*) FROM {table} r WHERE (r.\"app\", r.\"name\") IN {set})")
+        };
+        // Rows to write must be absent, and of rows to delete at least one present (a
+        // squash's own row may be missing): otherwise another run got there first.
+        Some(format!(
+            "WITH g AS (SELECT {alive} AS alive, \
+                 {present} = 0 AND NOT (cardinality($1::text[]) = 0 \
+                 AND cardinality($3::text[]) > 0 AND {still} = 0) AS unclaimed), \
+             ins AS (INSERT INTO {table} (\"app\", \"name\", \"applied\") \
+                 SELECT u.a, u.n, statement_timestamp() \
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(a, n, i), g \
+                 WHERE g.alive AND g.unclaimed AND (u.a, u.n) NOT IN {to_delete} \
+                 ORDER BY u.i RETURNING 1), \
+             del AS (DELETE FROM {table} r USING g \
+                 WHERE g.alive AND g.unclaimed AND (r.\"app\", r.\"name\") IN {to_delete} \
+                 RETURNING 1) \
+             SELECT alive, unclaimed FROM g",
+            present = count(&to_insert),
+            still = count(&to_delete),
+        ))
     }
 
     /// Each statement in a round trip of its own, inside the open transaction, naming the one
@@ -410,19 +426,11 @@ impl Backend for PostgresBackend {
         if self.recorder_seen {
             return Ok(true);
         }
-        // The tenant's schema, or for a database of its own the first schema of its search
-        // path, as Django's introspection sees it. Both names are bound as `name`, not `text`,
-        // and the schema's oid is looked up first: then the catalog's (relname, relnamespace)
-        // index finds the one row. Compared as text, `relname` reads all of `pg_class`; joined
-        // by name, the index still returns the table of every tenant's schema (one per
-        // tenant: 5 ms a call at 200 tenants, three calls per tenant, growing with N).
+        // Read with the connection's first query when the table was there already.
         let schema = self.schema.clone();
         let row = self.client()?.query_typed_one(
-            "SELECT count(*) FROM pg_catalog.pg_class c \
-                 WHERE c.relname = $1 AND c.relkind IN ('r', 'p') \
-                 AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n \
-                 WHERE n.nspname = coalesce($2, current_schema()))",
-            &[(&RECORDER_TABLE, Type::NAME), (&schema, Type::NAME)],
+            &format!("SELECT {RECORDER_EXISTS}"),
+            &[(&schema, Type::NAME), (&RECORDER_TABLE, Type::NAME)],
         )?;
         self.recorder_seen = row.get::<_, i64>(0) > 0;
         Ok(self.recorder_seen)

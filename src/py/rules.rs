@@ -10,7 +10,7 @@ use crate::graph::{self, Key};
 
 /// The statements that guard a migration's history rows when Django writes them, run in the
 /// migration's own transaction before the row (see `backend/lock.rs`): the tenant's record lock, and
-/// (None when this process holds no run lock for the tenant) a query whose one boolean says
+/// (None when this process holds no run lock for the tenant) a boolean expression saying
 /// whether this process still holds its run lock.
 #[pyfunction]
 pub(crate) fn history_guard(params_json: &str) -> PyResult<(String, Option<String>)> {

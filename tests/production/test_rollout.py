@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from helpers.pg import connect, history
 from helpers.project import Project, make_tenant, migration_rows, pg_project, sqlite_schema
 
@@ -239,3 +240,60 @@ def test_postgres_check_canary_missing_schema_and_resume(tmp_path: Path, pg_pref
     with connect(master) as conn:
         runs = conn.execute("SELECT status FROM tenant_migrate_migrationrun ORDER BY id").fetchall()
     assert [r[0] for r in runs] == ["succeeded", "failed", "succeeded"]
+
+
+def test_journal_writes_failures_at_once_and_successes_within_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In-process, on the example's master: a success waits (with others) for the next write,
+    at most ``FLUSH_SECONDS``; a failure is written at once, with what waited; each tenant
+    keeps its own seconds and time; a write that fails loses nothing."""
+    from django.core.management import call_command
+    from django.db import DatabaseError
+    from tenant_migrate import journal as journal_module
+    from tenant_migrate.journal import FLUSH_SECONDS, Journal
+    from tenant_migrate.models import MigrationRunTenant
+
+    call_command("migrate", interactive=False, verbosity=0)
+    journal = Journal({}, ["a", "b", "c", "d"])
+
+    def written() -> dict[str, tuple[str, float, str]]:
+        rows = MigrationRunTenant.objects.filter(run=journal.run).values_list(
+            "tenant_id", "status", "seconds", "error"
+        )
+        return {tenant: (status, seconds, error) for tenant, status, seconds, error in rows}
+
+    unwritten = ("not-reached", 0.0, "")
+    journal.record("a", "migrated", 1.5, None)
+    journal.record("b", "up-to-date", 0.25, None)
+    assert written() == {"a": unwritten, "b": unwritten, "c": unwritten, "d": unwritten}
+    journal.record("c", "failed", 2.0, "Error: boom")
+    assert written() == {
+        "a": ("migrated", 1.5, ""),
+        "b": ("up-to-date", 0.25, ""),
+        "c": ("failed", 2.0, "Error: boom"),
+        "d": unwritten,
+    }
+    journal.record("d", "migrated", 3.0, None)
+    assert written()["d"] == unwritten
+    journal.flush_due()
+    assert written()["d"] == unwritten  # not due yet
+    # A write that fails (the master went away) keeps the outcome for the next one.
+    journal.written_at -= FLUSH_SECONDS
+    real = journal_module._update_each
+
+    def lost(*args: object) -> None:
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(journal_module, "_update_each", lost)
+    journal.flush_due()
+    assert journal.lost == "server closed the connection unexpectedly"
+    assert written()["d"] == unwritten
+    monkeypatch.setattr(journal_module, "_update_each", real)
+    journal.flush_due()
+    assert journal.lost is None
+    assert written()["d"] == ("migrated", 3.0, "")
+    finished = dict(
+        MigrationRunTenant.objects.filter(run=journal.run).values_list("tenant_id", "finished_at")
+    )
+    assert all(finished.values()) and len(set(finished.values())) == 4

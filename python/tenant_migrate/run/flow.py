@@ -159,8 +159,8 @@ class TenantSession:
         by_key = {(m.app_label, m.name): m for m, _ in django_plan}
         group = self.group = (frozenset(plan.applied), tuple(steps), opts.fake)
 
-        def make_hooks() -> DjangoHooks:
-            executor = shared.executor(connection)
+        def make_hooks(history: frozenset[tuple[str, str]] | None = None) -> DjangoHooks:
+            executor = shared.executor(connection, history)
             if not plan.replace_migrations:
                 executor.loader.replace_migrations = False
                 executor.loader.build_graph()
@@ -183,7 +183,8 @@ class TenantSession:
         )
         print_header(out, plan)
         with DJANGO_LOCK:
-            hooks: DjangoHooks | LazyHooks = LazyHooks(make_hooks, out) if lazy else make_hooks()
+            hooks: DjangoHooks | LazyHooks
+            hooks = LazyHooks(make_hooks, out, plan.applied) if lazy else make_hooks()
             pre_apps = shared.once(("pre", *group), lambda: shared.applied_state(plan).apps)
             emit(signals.pre_migrate, out, connection.alias, opts, pre_apps, django_plan)
 

@@ -17,19 +17,23 @@ class LazyHooks:
 
     In an all-tenants run most migrations are replayed: such a tenant never loads a graph or
     renders a state. When a compile or a Python migration is needed, the executor is built
-    then: its loader reads the tenant's history as it is at that moment, so its project state
-    is exactly the state before the current step.
+    then: its loader has the tenant's history as it is at that moment (the plan's applied set
+    and the steps finished since), so its project state is exactly the state before the
+    current step.
     """
 
-    def __init__(self, make: Any, out: Output) -> None:
+    def __init__(self, make: Any, out: Output, applied: list[tuple[str, str]]) -> None:
         self._make = make
         self._hooks: DjangoHooks | None = None
         self.out = out
+        self._history = set(applied)
 
     @django_side
     def real(self) -> DjangoHooks:
         if self._hooks is None:
-            self._hooks = self._make()
+            # The history as it is now, known without reading it: lazy hooks serve only plans
+            # forward, without squashes, where each finished step recorded its own row.
+            self._hooks = self._make(frozenset(self._history))
         return self._hooks
 
     def started(self, app: str, name: str, backwards: bool, fake: bool) -> None:
@@ -49,6 +53,7 @@ class LazyHooks:
             self._hooks.replayed(app, name, backwards)
 
     def finished(self, report: _core.StepReport) -> None:
+        self._history.add((report.app, report.name))
         self.out.step_finished(report)
 
     def retrying(self, app: str, name: str, attempt: int, retries: int, delay: float, reason: str) -> None:

@@ -189,3 +189,61 @@ def test_only_migrations_as_loaded_and_applied_by_django_share_states() -> None:
     own = OwnApply(pristine.name, pristine.app_label)
     own.operations = list(pristine.operations)
     assert not shareable(own, pristine)
+
+
+def test_contenttypes_renames_after_each_rename_model_still_share_states() -> None:
+    """contenttypes' pre_migrate handler puts a RenameContentType after each RenameModel of a
+    tenant's copy (Django's own handler, run here): the same for every tenant of a group, so
+    the copy still shares states; anything else added, or added elsewhere, does not."""
+    from django.apps import apps as global_apps
+    from django.contrib.contenttypes.management import (
+        RenameContentType,
+        inject_rename_contenttypes_operations,
+    )
+
+    pristine = Migration("0009_renames", "products")
+    pristine.operations = [
+        operations.RenameModel("Product", "Article"),
+        operations.AddField("article", "stock", models.IntegerField(default=0)),
+        operations.RenameModel("Order", "Purchase"),
+    ]
+
+    def tenant_copy() -> Migration:
+        copy_of = copy.copy(pristine)
+        copy_of.operations = list(pristine.operations)
+        return copy_of
+
+    injected = tenant_copy()
+    inject_rename_contenttypes_operations(plan=[(injected, False)], apps=global_apps, using="default")
+    assert [type(op).__name__ for op in injected.operations] == [
+        "RenameModel",
+        "RenameContentType",
+        "AddField",
+        "RenameModel",
+        "RenameContentType",
+    ]
+    assert shareable(injected, pristine)
+    assert shareable(tenant_copy(), pristine)  # a tenant without contenttypes: none added
+
+    misplaced = tenant_copy()
+    misplaced.operations.insert(2, RenameContentType("products", "product", "article"))
+    assert not shareable(misplaced, pristine)
+    other_names = tenant_copy()
+    other_names.operations.insert(1, RenameContentType("products", "product", "item"))
+    assert not shareable(other_names, pristine)
+    other_app = tenant_copy()
+    other_app.operations.insert(1, RenameContentType("orders", "product", "article"))
+    assert not shareable(other_app, pristine)
+
+    class RenameContentTypeLookalike(RunPython):  # same idea, another class
+        def __init__(self, app_label: str, old_model: str, new_model: str) -> None:
+            super().__init__(RunPython.noop)
+            self.app_label, self.old_model, self.new_model = app_label, old_model, new_model
+
+    RenameContentTypeLookalike.__name__ = "RenameContentType"
+    lookalike = tenant_copy()
+    lookalike.operations.insert(1, RenameContentTypeLookalike("products", "product", "article"))
+    assert not shareable(lookalike, pristine)
+    twice = tenant_copy()
+    twice.operations[1:1] = [RenameContentType("products", "product", "article")] * 2
+    assert not shareable(twice, pristine)

@@ -263,7 +263,9 @@ class DjangoHooks:
         return states
 
     def _operations_key(self, migration: Migration) -> tuple[Any, ...]:
-        return ("operations", *self.group, migration.app_label, migration.name)
+        # With or without contenttypes' RenameContentType after each RenameModel (see shareable).
+        count = len(migration.operations)
+        return ("operations", *self.group, migration.app_label, migration.name, count)
 
     @contextmanager
     def _naming_failures(self, app: str, name: str) -> Iterator[None]:

@@ -17,23 +17,47 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db.migrations.migration import Migration
+from django.db.migrations.operations.models import RenameModel
 from django.db.migrations.operations.special import RunPython
 from django.db.migrations.state import ProjectState
 from django.db.transaction import atomic
 
 
 def shareable(migration: Migration, pristine: Migration | None) -> bool:
-    """Whether the tenant's migration holds exactly the operations loaded from disk, applied
-    by Django's own ``Migration.apply``.
+    """Whether the tenant's migration holds the operations loaded from disk, applied by
+    Django's own ``Migration.apply``, and at most the ``RenameContentType`` contenttypes'
+    ``pre_migrate`` handler puts after each ``RenameModel``.
 
-    ``pre_migrate`` handlers may add operations to a tenant's copy (contenttypes adds one after
-    each RenameModel): states computed for another tenant's list would not line up with them.
+    Other handlers may change a tenant's copy in ways of their own: states computed for
+    another tenant's list would not line up with them. contenttypes' additions are the same for
+    every tenant of a group (the handler adds one after every RenameModel or none, on the
+    plan alone), and they change no state (a RunPython), so states computed on one tenant's
+    list line up with every other's of the same length (see ``DjangoHooks._operations_key``).
     """
     if type(migration).apply is not Migration.apply:  # a migration class with its own apply
         return False
-    if pristine is None or len(migration.operations) != len(pristine.operations):
+    if pristine is None:
         return False
-    return all(a is b for a, b in zip(migration.operations, pristine.operations, strict=True))
+    ops, at = migration.operations, 0
+    for operation in pristine.operations:
+        if at >= len(ops) or ops[at] is not operation:
+            return False
+        at += 1
+        if isinstance(operation, RenameModel) and at < len(ops):
+            at += _renames_content_type(ops[at], migration.app_label, operation)
+    return at == len(ops)
+
+
+def _renames_content_type(operation: Any, app_label: str, renamed: RenameModel) -> bool:
+    """Whether ``operation`` is what contenttypes' ``inject_rename_contenttypes_operations``
+    puts after ``renamed``."""
+    kind = type(operation)
+    return (
+        kind.__name__ == "RenameContentType"
+        and kind.__module__ == "django.contrib.contenttypes.management"
+        and (operation.app_label, operation.old_model, operation.new_model)
+        == (app_label, renamed.old_name_lower, renamed.new_name_lower)
+    )
 
 
 def operation_states(start: ProjectState, migration: Migration) -> list[ProjectState]:

@@ -182,6 +182,9 @@ class Journal:
         """The master's connection can be lost mid-run (a restart, a terminated backend, a
         proxy): the tenants' work goes on, so a write is retried once on a new connection, and
         what cannot be written now is kept for the next write."""
+        # Written or not, the next gathered write waits its second: a master that is down
+        # is not asked again at every poll.
+        self.written_at = time.monotonic()
         for _ in range(2):
             try:
                 for step in steps:
@@ -194,7 +197,6 @@ class Journal:
                     pass
                 continue
             self.lost = None
-            self.written_at = time.monotonic()
             return
 
 

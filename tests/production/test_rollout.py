@@ -282,14 +282,21 @@ def test_journal_writes_failures_at_once_and_successes_within_a_second(
     journal.written_at -= FLUSH_SECONDS
     real = journal_module._update_each
 
+    attempts: list[object] = []
+
     def lost(*args: object) -> None:
+        attempts.append(args)
         raise DatabaseError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(journal_module, "_update_each", lost)
     journal.flush_due()
     assert journal.lost == "server closed the connection unexpectedly"
     assert written()["d"] == unwritten
+    assert len(attempts) == 2  # once more on a new connection
+    journal.flush_due()
+    assert len(attempts) == 2, "a master that is down is not asked again at every poll"
     monkeypatch.setattr(journal_module, "_update_each", real)
+    journal.written_at -= FLUSH_SECONDS
     journal.flush_due()
     assert journal.lost is None
     assert written()["d"] == ("migrated", 3.0, "")

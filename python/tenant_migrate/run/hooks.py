@@ -263,9 +263,10 @@ class DjangoHooks:
         return states
 
     def _operations_key(self, migration: Migration) -> tuple[Any, ...]:
-        # With or without contenttypes' RenameContentType after each RenameModel (see shareable).
-        count = len(migration.operations)
-        return ("operations", *self.group, migration.app_label, migration.name, count)
+        # Where contenttypes' RenameContentType operations stand, if any (see shareable): the
+        # kinds in order say it, the operations loaded from disk being the same for all.
+        kinds = tuple(type(operation).__name__ for operation in migration.operations)
+        return ("operations", *self.group, migration.app_label, migration.name, kinds)
 
     @contextmanager
     def _naming_failures(self, app: str, name: str) -> Iterator[None]:

@@ -32,7 +32,8 @@ def shareable(migration: Migration, pristine: Migration | None) -> bool:
     another tenant's list would not line up with them. contenttypes' additions are the same for
     every tenant of a group (the handler adds one after every RenameModel or none, on the
     plan alone), and they change no state (a RunPython), so states computed on one tenant's
-    list line up with every other's of the same length (see ``DjangoHooks._operations_key``).
+    list line up with every other's with them in the same places (see
+    ``DjangoHooks._operations_key``).
     """
     if type(migration).apply is not Migration.apply:  # a migration class with its own apply
         return False

@@ -159,16 +159,15 @@ class Journal:
         for tenant_id, values in self.pending.items():
             groups.setdefault(tuple(values.items()), []).append(tenant_id)
         single = [(dict(items), ids[0]) for items, ids in groups.items() if len(ids) == 1]
+        shared = [(dict(items), ids) for items, ids in groups.items() if len(ids) > 1]
         with transaction.atomic(using=MASTER):
             if single:
                 _update_each(self.run.pk, single)
-            for items, tenant_ids in groups.items():
-                if len(tenant_ids) == 1:
-                    continue
+            for values, tenant_ids in shared:
                 for start in range(0, len(tenant_ids), CHUNK):
                     chunk = tenant_ids[start : start + CHUNK]
                     MigrationRunTenant.objects.using(MASTER).filter(run=self.run, tenant_id__in=chunk).update(
-                        **dict(items)
+                        **values
                     )
         self.pending.clear()
 

@@ -137,6 +137,12 @@ pub fn record_guard(params: &ConnectionParams) -> Result<(String, Option<String>
     Ok((record_lock_sql(params)?, held(params).map(alive_condition)))
 }
 
+/// Whether this process still holds its run lock on the tenant reached by `params`, as a
+/// boolean expression: `true` when it took none (a run without one is not guarded by it).
+pub fn still_held(params: &ConnectionParams) -> String {
+    held(params).map_or_else(|| "true".to_string(), alive_condition)
+}
+
 /// The record lock of the tenant reached by `params`, as a statement.
 pub fn record_lock_sql(params: &ConnectionParams) -> Result<String> {
     let record_lock = fnv1a(&storage_key("tenant_migrate record", params)?);

@@ -89,6 +89,44 @@ impl Recorder {
         )
     }
 
+    /// PostgreSQL: one statement that, in a migration's transaction and after its record lock
+    /// (taken by an earlier statement, so this one sees what another run committed while it
+    /// waited), checks that `alive` (see `lock::still_held`) holds and that no other run wrote
+    /// or deleted the rows this recording is about, and only then writes them: `$1`/`$2` are
+    /// the apps and names to insert (in order, so their ids ascend as Django's would), `$3`/`$4`
+    /// those to delete. It answers (alive, unclaimed); nothing is written unless both hold.
+    /// One round trip where a check and a statement per row took one each (on a project of 300
+    /// migrations, 300 round trips a tenant).
+    pub fn guarded_write(&self, alive: &str) -> String {
+        debug_assert!(matches!(self.dialect, Dialect::Postgres));
+        let table = &self.table;
+        let pairs = |apps: &str, names: &str| {
+            format!("(SELECT * FROM unnest({apps}::text[], {names}::text[]))")
+        };
+        let (to_insert, to_delete) = (pairs("$1", "$2"), pairs("$3", "$4"));
+        let count = |set: &str| {
+            format!("(SELECT count(*) FROM {table} r WHERE (r.\"app\", r.\"name\") IN {set})")
+        };
+        // Rows to write must be absent, and of rows to delete at least one present (a
+        // squash's own row may be missing): otherwise another run got there first.
+        format!(
+            "WITH g AS (SELECT {alive} AS alive, \
+                 {present} = 0 AND NOT (cardinality($1::text[]) = 0 \
+                 AND cardinality($3::text[]) > 0 AND {still} = 0) AS unclaimed), \
+             ins AS (INSERT INTO {table} (\"app\", \"name\", \"applied\") \
+                 SELECT u.a, u.n, statement_timestamp() \
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(a, n, i), g \
+                 WHERE g.alive AND g.unclaimed AND (u.a, u.n) NOT IN {to_delete} \
+                 ORDER BY u.i RETURNING 1), \
+             del AS (DELETE FROM {table} r USING g \
+                 WHERE g.alive AND g.unclaimed AND (r.\"app\", r.\"name\") IN {to_delete} \
+                 RETURNING 1) \
+             SELECT alive, unclaimed FROM g",
+            present = count(&to_insert),
+            still = count(&to_delete),
+        )
+    }
+
     /// Forget `(app, name)` (bound first and second).
     pub fn delete(&self) -> String {
         format!(

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from . import _core, pending, report
 from .budget import fit_jobs
-from .connections import tenant_settings
+from .connections import forget_thread_connection, tenant_settings
 from .exceptions import UnappliedMigrations
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
@@ -309,6 +309,8 @@ class AllTenantsRun:
             message = str(to_command_error(exc, record.tenant_id))
             out.write(f"Error: {message}", self.style.ERROR)
             return TenantOutcome(record.tenant_id, "failed", time.monotonic() - began, error=message)
+        finally:
+            forget_thread_connection(record.tenant_id)
         return outcome_of(record.tenant_id, report, time.monotonic() - began, self.opts)
 
     def print_report(self, outcomes: list[TenantOutcome], seconds: float) -> None:

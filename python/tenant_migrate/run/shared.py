@@ -130,6 +130,7 @@ class Shared:
         # One recorder for the loader's history read and the executor's history writes: it
         # remembers the table it found (as Django 5.1+ does), one catalog query less a tenant.
         executor.loader = CopiedLoader(connection, self, executor.recorder, history)
+        executor.record_migration = _recording_together(executor)  # type: ignore[method-assign]
         return executor
 
     def forget(self, key: Any) -> None:
@@ -234,6 +235,22 @@ class CopiedLoader(MigrationLoader):
         # Django's own build reads the history again: the same rows, the tenant's run lock is held.
         super().build_graph()
         self.shared.keep_built_graph(key, BuiltGraph(self, history))
+
+
+def _recording_together(executor: MigrationExecutor) -> Any:
+    """``record_migration`` writing a squash's rows (one per migration it replaces, then its
+    own) in one transaction. Django writes them one autocommit statement each when the
+    migration's own transaction is over (deferred SQL, a non-atomic migration, ``--fake``): a
+    failure between two rows left the schema of the whole squash with only its first rows,
+    a history from which no plan leads on (the next run applies the replaced migrations
+    again, on tables already in their final shape)."""
+    record = executor.record_migration
+
+    def record_migration(migration: Migration) -> None:
+        with one_transaction(executor.connection):
+            record(migration)
+
+    return record_migration
 
 
 def _read_history(recorder: MigrationRecorder) -> dict[tuple[str, str], Any]:

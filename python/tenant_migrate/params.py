@@ -59,6 +59,21 @@ def add_client_timeouts(settings_dict: dict[str, Any]) -> None:
     settings_dict["OPTIONS"] = options
 
 
+def add_read_committed(settings_dict: dict[str, Any]) -> None:
+    """A tenant's Django transactions at READ COMMITTED, whatever the server's, the role's or
+    the base alias's default: the history guard (``search_path._check_history``) reads the
+    rows in a statement after the record lock, which sees what another run committed while
+    this one waited only under READ COMMITTED (under REPEATABLE READ or SERIALIZABLE the
+    snapshot is the transaction's first statement's, taken before the wait). Django assumes
+    READ COMMITTED when OPTIONS name none, and leaves the server's default in force."""
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+    settings_dict["OPTIONS"] = {
+        **(settings_dict.get("OPTIONS") or {}),
+        "isolation_level": IsolationLevel.READ_COMMITTED,
+    }
+
+
 def rust_params(
     settings_dict: dict[str, Any],
     schema: str | None = None,

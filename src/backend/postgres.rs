@@ -42,6 +42,12 @@ const RECORDER_EXISTS: &str = "(SELECT count(*) FROM pg_catalog.pg_class c \
 /// PostgreSQL silently truncates longer identifiers, which could make two tenants share one.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// A migration transaction, whatever the server's or the role's default isolation: the history
+/// guard (see `Recorder::guarded_write`) reads the rows in a statement after the record lock,
+/// which sees what another run committed while this one waited only under READ COMMITTED (under
+/// REPEATABLE READ the snapshot is the transaction's first statement's, taken before the wait).
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED;\n";
+
 pub struct PostgresBackend {
     client: Option<Client>,
     pool_key: String,
@@ -245,7 +251,7 @@ impl PostgresBackend {
 
     /// BEGIN with the tenant's search path and timeouts, in one round trip.
     fn open_transaction(&mut self) -> Result<(), DbError> {
-        let begin = format!("BEGIN;\n{}", self.set_local);
+        let begin = format!("{BEGIN}{}", self.set_local);
         self.client()?.batch_execute(&begin)
     }
 
@@ -464,7 +470,7 @@ impl Backend for PostgresBackend {
         if self.step_by_step {
             return self.run_step_by_step(statements, recording);
         }
-        let mut batch = String::from("BEGIN;\n");
+        let mut batch = String::from(BEGIN);
         batch.push_str(&self.set_local);
         for statement in statements {
             // A newline first ends a trailing `--` comment; empty statements are harmless.

@@ -27,7 +27,7 @@ from ..interrupt import INTERRUPTER, cancel_django
 from ..lookup import lookup
 from ..names import printable
 from ..output import Output, print_header, print_plan
-from ..params import rust_params
+from ..params import add_read_committed, rust_params, vendor_of
 from ..reuse import adopt, release
 from .hooks import DjangoHooks
 from .lazy import LazyHooks
@@ -48,6 +48,8 @@ def migrate_record(
     record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared | None = None
 ) -> _core.Report | None:
     settings_dict, schema = tenant_settings(record)
+    if vendor_of(settings_dict) == "postgresql":
+        add_read_committed(settings_dict)
     alias = record.tenant_id
     register_alias(alias, settings_dict, schema)
     check_arguments(opts)

@@ -238,17 +238,18 @@ class CopiedLoader(MigrationLoader):
 
 
 def _recording_together(executor: MigrationExecutor) -> Any:
-    """``record_migration`` writing a squash's rows (one per migration it replaces, then its
-    own) in one transaction. Django writes them one autocommit statement each when the
-    migration's own transaction is over (deferred SQL, a non-atomic migration, ``--fake``): a
-    failure between two rows left the schema of the whole squash with only its first rows,
-    a history from which no plan leads on (the next run applies the replaced migrations
-    again, on tables already in their final shape)."""
+    """``record_migration`` writing a squash's rows (one per migration it replaces) in one
+    transaction. Django writes them one autocommit statement each when the migration's own
+    transaction is over (deferred SQL, a non-atomic migration, ``--fake``): a failure between
+    two rows left the schema of the whole squash with only its first rows, a history from which
+    no plan leads on (the next run applies the replaced migrations again, on tables already in
+    their final shape). Django 6.0 records by ``(app_label, name, forward)``, backwards too, and
+    calls itself for a squash's rows: the arguments are passed on as they come."""
     record = executor.record_migration
 
-    def record_migration(migration: Migration) -> None:
+    def record_migration(*args: Any, **kwargs: Any) -> None:
         with one_transaction(executor.connection):
-            record(migration)
+            record(*args, **kwargs)
 
     return record_migration
 

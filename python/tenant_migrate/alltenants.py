@@ -20,6 +20,7 @@ from .exceptions import UnappliedMigrations
 from .interrupt import INTERRUPTER, interrupted_text
 from .journal import Journal
 from .management.errors import to_command_error
+from .memory import Collector
 from .outcomes import TenantOutcome, outcome_of, summary
 from .output import Output
 from .params import vendor_of
@@ -253,6 +254,7 @@ class AllTenantsRun:
         for record in records:
             todo.put(record)
         done: queue.Queue[TenantOutcome] = queue.Queue()
+        collector = Collector()
 
         def worker() -> None:
             from django.db import connections
@@ -266,6 +268,7 @@ class AllTenantsRun:
                             break
                         with self.semaphore(record):
                             outcome = self.one(record, shared)
+                        collector.after_tenant()
                         done.put(outcome)
                         progress.step(outcome.status == "failed")
                         if outcome.status == "failed" and self.fail_fast:

@@ -8,9 +8,12 @@ migration: the tenant wrappers still alive when it reaches each tenant.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import weakref
 
 from helpers.project import Project
+from tenant_migrate.memory import Collector
 
 TENANTS = [f"t{i}" for i in range(8)]
 
@@ -50,3 +53,38 @@ def test_a_worker_keeps_no_django_connection_of_tenants_it_is_done_with(project:
             seen.append(db.execute("SELECT alive FROM products_wrappers").fetchone()[0])
     # The tenant being migrated has its wrapper; each earlier one kept would add one.
     assert seen == [1] * len(TENANTS), seen
+
+
+class Node:
+    other: Node | None = None
+
+
+def test_the_collector_frees_cycles_once_the_process_has_grown_by_its_step() -> None:
+    """Cycles left by tenants are freed by a full collection, made when the measured size has
+    grown by the step since the first tenant (or the last collection), and not before."""
+    size = [100]
+    collector = Collector(step=10, measure=lambda: size[0])
+    left: list[weakref.ref[Node]] = []
+
+    def leave_a_cycle() -> None:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        left.append(weakref.ref(a))
+
+    def tenant_leaves_a_cycle(grows_by: int) -> None:
+        leave_a_cycle()
+        size[0] += grows_by
+        collector.after_tenant()
+
+    gc.collect()
+    gc.disable()  # only the collector's collection may free them
+    try:
+        tenant_leaves_a_cycle(5)  # the first tenant sets the mark (105)
+        tenant_leaves_a_cycle(5)  # 110 - 105: below the step
+        assert collector.collections == 0 and all(ref() is not None for ref in left)
+        tenant_leaves_a_cycle(5)  # 115 - 105: collected
+        assert collector.collections == 1 and all(ref() is None for ref in left)
+        tenant_leaves_a_cycle(9)  # 124 - 115: below the step again
+        assert collector.collections == 1 and left[-1]() is not None
+    finally:
+        gc.enable()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers.project import Project, make_project
@@ -47,14 +48,26 @@ def popen(project: Project, *args: str, env: dict[str, str] | None = None) -> su
     )
 
 
-def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_until(
+    condition: Callable[[], object],
+    proc: subprocess.Popen[str],
+    what: str,
+    timeout: float = 60,
+    detail: Callable[[], object] = lambda: "",
+) -> None:
+    """Wait for ``condition`` while ``proc`` runs; fail if it ends first or ``timeout`` passes
+    (saying ``detail()`` then, such as what the server's sessions are doing)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not condition():
         if proc.poll() is not None:
             out, err = proc.communicate()
-            raise AssertionError(f"process ended before {path.name} appeared:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"{path} never appeared"
+            raise AssertionError(f"process ended before {what}:\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"never: {what}: {detail()}"
         time.sleep(0.05)
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    wait_until(path.exists, proc, f"{path.name} appeared", timeout)
 
 
 def slow_project(tmp_path: Path, source: str = SLOW_PYTHON) -> tuple[Project, Path]:

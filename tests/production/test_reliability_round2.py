@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers.pg import connect, history
-from helpers.processes import popen, slow_project, wait_for
+from helpers.processes import popen, slow_project, wait_for, wait_until
 from helpers.project import Project, migration_rows, pg_project, sqlite_schema
 
 
@@ -273,16 +273,6 @@ def run_lock_backends(db: str, schema: str) -> list[int]:
     return sorted({r[0] for r in rows})
 
 
-def wait_until(condition: object, proc: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if proc.poll() is not None:  # type: ignore[attr-defined]
-            out, err = proc.communicate()  # type: ignore[attr-defined]
-            raise AssertionError(f"process ended before {what}:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"never: {what}: {activity()}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("route", ["django", "sql"])
 def test_postgres_a_run_whose_lock_was_killed_never_commits_and_nothing_is_applied_twice(
     tmp_path: Path, pg_prefix: str, route: str
@@ -309,7 +299,7 @@ def test_postgres_a_run_whose_lock_was_killed_never_commits_and_nothing_is_appli
 
     env_a = {"TM_MARKER": str(tmp_path / "a"), "TM_GATE": str(gate)}
     first = popen(project, "migratetenant", "--tenant-id=acme", env=env_a)
-    wait_until(inside(tmp_path / "a"), first, "the first run is inside 0003_data")
+    wait_until(inside(tmp_path / "a"), first, "the first run is inside 0003_data", detail=activity)
     # The operator (or a proxy's idle-transaction timeout) ends the run lock's connection.
     holders = run_lock_backends(db, "public_acme")
     assert len(holders) == 1, holders
@@ -318,7 +308,7 @@ def test_postgres_a_run_whose_lock_was_killed_never_commits_and_nothing_is_appli
     env_b = {"TM_MARKER": str(tmp_path / "b"), "TM_GATE": str(gate)}
     second = popen(project, "migratetenant", "--tenant-id=acme", "--lock-wait=60", env=env_b)
     if route == "django":
-        wait_until((tmp_path / "b").exists, second, "the second run is inside 0003_data")
+        wait_until((tmp_path / "b").exists, second, "the second run is inside 0003_data", detail=activity)
     else:
         # Waiting for the first one's migration transaction (its record lock), or inside it.
         wait_until(
@@ -332,6 +322,7 @@ def test_postgres_a_run_whose_lock_was_killed_never_commits_and_nothing_is_appli
             ),
             second,
             "the second run reached 0003_data",
+            detail=activity,
         )
     gate.touch()
     run_sql(db, "INSERT INTO public.tm_gate VALUES (1)")

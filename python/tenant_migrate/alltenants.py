@@ -173,7 +173,7 @@ class AllTenantsRun:
         records = self.select()
         # --plan output is per tenant and ordered: one worker keeps it readable.
         jobs = 1 if self.opts.plan else self.jobs
-        shared = Shared(replay=not self.opts.plan)
+        shared = Shared(replay=not self.opts.plan, alongside=jobs)
         self.shared = shared
         to_run, settled = self.probe(records, shared)
         to_run_ids = {r.tenant_id for r in to_run}

@@ -179,8 +179,11 @@ class DjangoHooks:
         key = (migration.app_label, migration.name)
         return shared is not None and shareable(migration, shared.loader.disk_migrations.get(key))
 
+    def _step_key(self, migration: Migration) -> tuple[Any, ...]:
+        return ("step", *self.group, migration.app_label, migration.name)
+
     def _state_before(self, migration: Migration) -> ProjectState:
-        key = ("step", *self.group, migration.app_label, migration.name)
+        key = self._step_key(migration)
         if self.shared is not None:
             cached = self.shared.step_state(key)
             if cached is not None:
@@ -223,7 +226,13 @@ class DjangoHooks:
                 reset_session_path(self.connection)
         if ran is None:
             return None
-        return ran, watch.sharing(self._shareable(migration))
+        sharing = watch.sharing(self._shareable(migration))
+        if sharing != "tenant" and not backwards and self.shared is not None:
+            # Django applied it here only because it is order-sensitive: the group's later
+            # tenants replay the SQL it ran (all but one whose catalog differs, which computes
+            # the states again).
+            self.shared.passing(self._operations_key(migration), self._step_key(migration))
+        return ran, sharing
 
     def _apply(self, migration: Migration) -> None:
         states = self._operation_states(migration)

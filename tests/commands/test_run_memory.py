@@ -18,8 +18,9 @@ from tenant_migrate.memory import Collector
 
 TENANTS = [f"t{i}" for i in range(8)]
 
-# Records, in the tenant being migrated, how many Django wrappers of tenant aliases are alive.
-COUNTS_WRAPPERS = """
+# A data migration recording, in the tenant being migrated, how many objects alive in the process
+# (after a full collection) match ``{alive}``: what a run keeps shows up here.
+COUNTS_ALIVE = """
 import gc
 
 from django.db import connection, migrations
@@ -28,30 +29,37 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 def forwards(apps, schema_editor):
     gc.collect()
-    alive = {
-        id(o) for o in gc.get_objects()
-        if isinstance(o, BaseDatabaseWrapper) and o.alias.startswith("t") and o.alias[1:].isdigit()
-    }
+    alive = {{id(o) for o in gc.get_objects() if {alive}}}
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE products_wrappers (alive integer)")
-        cursor.execute("INSERT INTO products_wrappers VALUES (%s)", [len(alive)])
+        cursor.execute("CREATE TABLE products_alive (alive integer)")
+        cursor.execute("INSERT INTO products_alive VALUES (%s)", [len(alive)])
 
 
 class Migration(migrations.Migration):
-    dependencies = [("products", "0001_initial")]
+    dependencies = [("products", "{previous}")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
 """
+
+# Django wrappers of tenant aliases.
+WRAPPERS = 'isinstance(o, BaseDatabaseWrapper) and o.alias.startswith("t") and o.alias[1:].isdigit()'
+
+
+def alive_in_each(project: Project) -> list[int]:
+    seen = []
+    for tenant in TENANTS:
+        with sqlite3.connect(project.tenant_db(tenant)) as db:
+            seen.append(db.execute("SELECT alive FROM products_alive").fetchone()[0])
+    return seen
 
 
 def test_a_worker_keeps_no_django_connection_of_tenants_it_is_done_with(project: Project) -> None:
     for tenant in TENANTS:
         project.create_tenant(tenant)
-    project.add_migration("products", "0002_counts_wrappers", COUNTS_WRAPPERS)
+    project.add_migration(
+        "products", "0002_counts", COUNTS_ALIVE.format(alive=WRAPPERS, previous="0001_initial")
+    )
     project.manage("migratealltenants", "--jobs=1")
-    seen = []
-    for tenant in TENANTS:
-        with sqlite3.connect(project.tenant_db(tenant)) as db:
-            seen.append(db.execute("SELECT alive FROM products_wrappers").fetchone()[0])
+    seen = alive_in_each(project)
     # The tenant being migrated has its wrapper; each earlier one kept would add one.
     assert seen == [1] * len(TENANTS), seen
 
@@ -71,30 +79,11 @@ class Migration(migrations.Migration):
     ]
 """
 
-# Records, in the tenant being migrated, how many rendered Product classes of the state between
-# 0002's operations are alive (in any registry: what a run keeps shows up here).
-COUNTS_STATES_BETWEEN = """
-import gc
-
-from django.db import connection, migrations
-
-
-def forwards(apps, schema_editor):
-    gc.collect()
-    between = [
-        o for o in gc.get_objects()
-        if isinstance(o, type) and getattr(o, "__name__", "") == "Product"
-        and any(f.name == "code" and f.max_length == 10 for f in o._meta.local_fields)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE products_between (alive integer)")
-        cursor.execute("INSERT INTO products_between VALUES (%s)", [len(between)])
-
-
-class Migration(migrations.Migration):
-    dependencies = [("products", "0003_label")]
-    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
-"""
+# Rendered Product classes of the state between 0002's operations (in any registry).
+BETWEEN = (
+    'isinstance(o, type) and o.__name__ == "Product" and hasattr(o, "_meta")'
+    ' and any(f.name == "code" and f.max_length == 10 for f in o._meta.local_fields)'
+)
 
 
 def test_states_of_a_migration_the_other_tenants_replay_are_not_kept(project: Project) -> None:
@@ -110,16 +99,14 @@ def test_states_of_a_migration_the_other_tenants_replay_are_not_kept(project: Pr
     project.add_migration(
         "products", "0003_label", ORDER_SENSITIVE.format(previous="0002_code", field="label")
     )
-    project.add_migration("products", "0004_counts_states", COUNTS_STATES_BETWEEN)
+    project.add_migration(
+        "products", "0004_counts", COUNTS_ALIVE.format(alive=BETWEEN, previous="0003_label")
+    )
     report = json.loads(project.manage("migratealltenants", "--jobs=1", "--json").stdout)
     assert report["summary"]["failed"] == 0, report
     # Django applied 0002 and 0003 on the first tenant only; 0004 (Python) on each.
     assert report["summary"]["via_django"] == len(TENANTS) + 2, report["summary"]
-    seen = []
-    for tenant in TENANTS:
-        with sqlite3.connect(project.tenant_db(tenant)) as db:
-            seen.append(db.execute("SELECT alive FROM products_between").fetchone()[0])
-    assert seen == [0] * len(TENANTS), seen
+    assert alive_in_each(project) == [0] * len(TENANTS)
 
 
 class Node:

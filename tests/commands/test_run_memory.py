@@ -114,8 +114,8 @@ def test_states_of_a_migration_the_other_tenants_replay_are_not_kept(project: Pr
     # Django applied 0002 and 0003 on the first tenant only; 0004 and 0005 (Python) on each.
     assert report["summary"]["via_django"] == 2 * len(TENANTS) + 2, report["summary"]
     assert alive_in_each(project, "products_code_between") == [0] * len(TENANTS)
-    # 0003's, kept for a tenant alongside (that would otherwise compute them again): in use
-    # by none, the states themselves.
+    # 0003's states stay for a tenant alongside, which would otherwise compute them again:
+    # the classes counted there are theirs.
     assert all(alive >= 1 for alive in alive_in_each(project, "products_label_between"))
 
 

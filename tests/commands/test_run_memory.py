@@ -2,8 +2,10 @@
 
 A worker thread runs one tenant after another through Django; each tenant's Django wrapper (with,
 under ``DEBUG`` as in the example project, the queries Django logs on it) must go when the tenant
-is done, or memory grows with the number of tenants. Counted from inside the run, by a data
-migration: the tenant wrappers still alive when it reaches each tenant.
+is done, or memory grows with the number of tenants. Nor does it keep, past the tenants running
+alongside, the project states a migration only the first tenants apply through Django was
+applied on. Counted from inside the run, by a data migration: what is still alive when it
+reaches each tenant.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from .operation_states import applied_on, operation_states, shareable, starts_wi
 from .shared import Shared, django_side
 from .sharing import watching
 from .statements import (
-    NOT_EFFECTS,
+    capturing,
     server_pid,
     set_config,
     sqlstate,
@@ -212,7 +212,7 @@ class DjangoHooks:
             with (
                 self._naming_failures(app, name),
                 watching(self.connection) as watch,
-                self._capturing(ran),
+                capturing(self.connection, ran),
                 self._guarded(migration.atomic),
                 watch.reads_among_effects(),
             ):
@@ -348,27 +348,6 @@ class DjangoHooks:
         finally:
             if settings and not atomic:
                 set_config(self.connection, [(name, "0") for name, _ in settings], local=False)
-
-    @contextmanager
-    def _capturing(self, ran: list[str] | None) -> Iterator[None]:
-        if ran is None:
-            yield
-            return
-        quoter = self.connection.schema_editor(collect_sql=True)
-
-        def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            head = sql.lstrip()[:10].split(None, 1)[0].upper() if sql.strip() else ""
-            # Reads, pragmas, transaction control (Django's SQLite backend sends its own BEGIN
-            # and savepoints through the wrappers) and the history row are not part of the
-            # migration's effect: Rust runs each replay in its own transaction and writes the
-            # row itself.
-            if not many and head not in NOT_EFFECTS and "django_migrations" not in sql:
-                text = sql if params is None else sql % tuple(quoter.quote_value(p) for p in params)
-                ran.append(text)
-            return execute(sql, params, many, context)
-
-        with self.connection.execute_wrapper(capture):
-            yield
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:
         if not backwards:

@@ -3,12 +3,14 @@ SQLSTATE, the server process running them, and the zero-downtime timeouts set ar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import _core
 from ..params import milliseconds
 
-NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
+_NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
 
 
 def server_pid(connection: Any) -> int | None:
@@ -50,3 +52,27 @@ def set_config(connection: Any, settings: list[tuple[str, str]], local: bool) ->
     sql = "SELECT " + ", ".join(f"pg_catalog.set_config(%s, %s, {flag})" for _ in settings)
     with connection.cursor() as cursor:
         cursor.execute(sql, [part for pair in settings for part in pair])
+
+
+@contextmanager
+def capturing(connection: Any, ran: list[str] | None) -> Iterator[None]:
+    """Within the block, the statements ``connection`` runs that are the step's effect go to
+    ``ran`` (values in), for replay on other tenants; nothing is captured when ``ran`` is None."""
+    if ran is None:
+        yield
+        return
+    quoter = connection.schema_editor(collect_sql=True)
+
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        head = sql.lstrip()[:10].split(None, 1)[0].upper() if sql.strip() else ""
+        # Reads, pragmas, transaction control (Django's SQLite backend sends its own BEGIN
+        # and savepoints through the wrappers) and the history row are not part of the
+        # migration's effect: Rust runs each replay in its own transaction and writes the
+        # row itself.
+        if not many and head not in _NOT_EFFECTS and "django_migrations" not in sql:
+            text = sql if params is None else sql % tuple(quoter.quote_value(p) for p in params)
+            ran.append(text)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        yield

@@ -109,6 +109,16 @@ def _check_history(connection: Any, inserting: bool, app: str, name: str) -> Non
         raise _core.concurrent_run(connection.alias, f"{app}.{name}", False)
 
 
+def begin_transaction(connection: Any) -> None:
+    """Open a schema tenant's transaction now, in an atomic block not yet started: its first
+    statements (the search path, and the step's timeouts through the step's own wrapper) are
+    sent here, before Django's first, as the wrappers would send them then."""
+    schema = tenant_schema(connection.alias)
+    if schema is None or not connection.in_atomic_block or _transaction_started(connection):
+        return
+    _set_search_path(connection, schema, local=True)
+
+
 def reset_session_path(connection: Any) -> None:
     """After a non-atomic migration, which needed the session setting: take it back."""
     if tenant_schema(connection.alias) is None or connection.connection is None:

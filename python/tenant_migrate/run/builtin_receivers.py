@@ -118,14 +118,25 @@ class Batch:
 
     def flush(self) -> None:
         """Run the deferred calls: what they would have inserted, in their order."""
+        self.clear_cache()
+        self.write()
+
+    def clear_cache(self) -> None:
+        """What the deferred calls do first, as each create_contenttypes call does: under the
+        Django lock, where the receivers that read the cache run."""
+        if self.pending:
+            self.content_type.objects.clear_cache()
+
+    def write(self) -> None:
+        """The rows the deferred calls would have inserted, in their order: statements on the
+        tenant's own connection and nothing else, so that the last flush of an emission can
+        run outside the Django lock (see ``emit``)."""
         if not self.pending:
             return
         pending, self.pending = self.pending, []
         content_type, alias = self.content_type, self.alias
         labels = list(dict.fromkeys(label for label, _ in pending))
         with_permissions = list(dict.fromkeys(label for label, perms in pending if perms))
-        # As each create_contenttypes call does.
-        content_type.objects.clear_cache()
         # One transaction: one search path for the statements, and no content types left
         # without their permissions by an error between the two inserts.
         with transaction.atomic(using=alias):

@@ -135,7 +135,13 @@ class TenantSession:
         hooks, shared, out = self.hooks, self.shared, self.out
         with DJANGO_LOCK:
             post_apps = shared.once(("post", *self.group), lambda: post_migrate_apps(hooks.final_state()))
-            emit(signals.post_migrate, out, self.connection.alias, self.opts, post_apps, self.django_plan)
+            batch = emit(
+                signals.post_migrate, out, self.connection.alias, self.opts, post_apps, self.django_plan
+            )
+        if batch is not None:
+            # The last of post_migrate, after every other receiver: statements on this tenant's
+            # connection only, outside the lock that every tenant's Django work takes in turn.
+            batch.write()
         out.write(
             f"Migrations completed successfully for tenant '{self.record.tenant_id}'.", out.style.SUCCESS
         )

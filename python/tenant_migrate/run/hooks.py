@@ -17,18 +17,12 @@ from .. import _core
 from ..graph import needs_django, needs_python
 from ..interrupt import INTERRUPTER
 from ..output import Output
-from ..search_path import _transaction_started, reset_session_path
+from ..search_path import begin_transaction, reset_session_path
 from .operation_states import applied_on, operation_states, shareable, starts_with_python, undelay
-from .shared import Shared, django_side
+from .shared import Holding, Shared, django_side
 from .sharing import watching
-from .statements import (
-    capturing,
-    server_pid,
-    set_config,
-    sqlstate,
-    statement_text,
-    timeout_settings,
-)
+from .signals import heard
+from .statements import capturing, guarded, server_pid, sqlstate
 
 
 class DjangoHooks:
@@ -198,10 +192,20 @@ class DjangoHooks:
             self.shared.keep_step_state(key, self.state)
         return self.state
 
-    @django_side
     def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
         """Django applies (or unapplies) the step. For a migration that runs no Python: the
-        SQL it ran, for replay on other tenants, and whom it is good for (``sharing.py``)."""
+        SQL it ran, for replay on other tenants, and whom it is good for (``sharing.py``).
+        Under DJANGO_LOCK, but for the statements around the operations (see ``_apply``)."""
+        hold = Holding()
+        hold.take()
+        try:
+            return self._apply_with_django(app, name, backwards, hold)
+        finally:
+            hold.let_go()
+
+    def _apply_with_django(
+        self, app: str, name: str, backwards: bool, hold: Holding
+    ) -> tuple[list[str], str] | None:
         migration = self.nodes[(app, name)]
         ran: list[str] | None = None if needs_python(migration, backwards) else []
         # A non-atomic migration's statements must not be wrapped in transactions.
@@ -213,13 +217,13 @@ class DjangoHooks:
                 self._naming_failures(app, name),
                 watching(self.connection) as watch,
                 capturing(self.connection, ran),
-                self._guarded(migration.atomic),
+                guarded(self.connection, migration.atomic, self.timeouts, self.out, self._note_failed),
                 watch.reads_among_effects(),
             ):
                 if backwards:
                     self.executor.unapply_migration(self.states[migration], migration)
                 else:
-                    self._apply(migration)
+                    self._apply(migration, hold)
         finally:
             self.connection.tenant_migrate_outside_transaction = False
             if not migration.atomic:
@@ -234,15 +238,36 @@ class DjangoHooks:
             self.shared.passing(self._operations_key(migration), self._step_key(migration))
         return ran, sharing
 
-    def _apply(self, migration: Migration) -> None:
+    def _apply(self, migration: Migration, hold: Holding) -> None:
         states = self._operation_states(migration)
         if states is None:
             self.state = self.executor.apply_migration(self._state_before(migration), migration)
             return
-        with self._forgetting_on_failure(migration), applied_on(migration, states):
+        before = after = None
+        if migration.atomic:
+            # The operations, where user code runs and states may render, under the lock;
+            # the transaction's first statements, the history row with its guard and the
+            # commit outside it: nothing is rendered there and no user code runs (unless the
+            # operations queued some for the commit, or the row's save has receivers).
+            def before(editor: Any) -> None:
+                begin_transaction(self.connection)
+                hold.take()
+
+            def after(editor: Any) -> None:
+                if not self._user_code_follows():
+                    hold.let_go()
+
+            hold.let_go()
+        with self._forgetting_on_failure(migration), applied_on(migration, states, before, after):
             self.executor.apply_migration(states[0], migration)
+        hold.take()
         # The tenant's own state from here on: compiling and catching up mutate it.
         self.state = states[-1].clone()
+
+    def _user_code_follows(self) -> bool:
+        """Whether Django runs code not its own after the operations: callbacks they queued
+        with ``transaction.on_commit``, receivers of the history row's making and saving."""
+        return bool(self.connection.run_on_commit) or heard(self.executor.recorder.Migration)
 
     @contextmanager
     def _forgetting_on_failure(self, migration: Migration) -> Iterator[None]:
@@ -301,53 +326,15 @@ class DjangoHooks:
                 raise
             raise self._failed(app, name, f"{type(exc).__name__}: {exc}") from exc
 
+    def _note_failed(self, statement: str) -> None:
+        self.failed_statement = statement
+
     def _failed(self, app: str, name: str, reason: str) -> _core.MigrationFailed:
         """The Rust route's text for a failed migration: which tenant, which migration, and
         the statement Django was running when it failed (none for a Python error)."""
         return _core.migration_failed(
             self.connection.alias, f"{app}.{name}", reason, self.failed_statement or None
         )
-
-    @contextmanager
-    def _guarded(self, atomic: bool) -> Iterator[None]:
-        """Every statement Django runs for a step: stopped when the run is interrupted, and
-        with the zero-downtime timeouts set inside its transaction (SET LOCAL), as the Rust
-        side does. A non-atomic step gets them for the session, reset afterwards."""
-        settings = timeout_settings(*self.timeouts) if self.connection.vendor == "postgresql" else []
-        busy = False
-
-        def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            nonlocal busy
-            INTERRUPTER.check()
-            connection = context["connection"]
-            if settings and not busy and connection.in_atomic_block and not _transaction_started(connection):
-                busy = True
-                try:
-                    set_config(connection, settings, local=True)
-                finally:
-                    busy = False
-            heartbeat = self.out.heartbeat
-            if heartbeat is not None:
-                if heartbeat.via_django and heartbeat.django_pid is None:
-                    heartbeat.django_pid = server_pid(connection)
-                heartbeat.statement(sql)
-            try:
-                return execute(sql, params, many, context)
-            except DjangoDatabaseError:
-                self.failed_statement = statement_text(connection, sql, None if many else params)
-                raise
-            finally:
-                if heartbeat is not None:
-                    heartbeat.statement(None)
-
-        if settings and not atomic:
-            set_config(self.connection, settings, local=False)
-        try:
-            with self.connection.execute_wrapper(guard):
-                yield
-        finally:
-            if settings and not atomic:
-                set_config(self.connection, [(name, "0") for name, _ in settings], local=False)
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:
         if not backwards:

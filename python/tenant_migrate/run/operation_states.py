@@ -12,7 +12,7 @@ every tenant then runs each operation's ``database_forwards`` on them, through D
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,12 +96,20 @@ def undelay(state: ProjectState) -> None:
 
 
 @contextmanager
-def applied_on(migration: Migration, states: list[ProjectState]) -> Iterator[None]:
+def applied_on(
+    migration: Migration,
+    states: list[ProjectState],
+    before: Callable[[Any], None] | None = None,
+    after: Callable[[Any], None] | None = None,
+) -> Iterator[None]:
     """Within the block, ``migration.apply`` runs its operations on ``states`` (shared: they are
-    not mutated) exactly as ``Migration.apply`` runs them on the states it computes."""
+    not mutated) exactly as ``Migration.apply`` runs them on the states it computes, calling
+    ``before`` and ``after`` (with the schema editor) around them."""
 
     def apply(project_state: ProjectState, schema_editor: Any, collect_sql: bool = False) -> ProjectState:
         assert not collect_sql
+        if before is not None:
+            before(schema_editor)
         for index, operation in enumerate(migration.operations):
             old_state, new_state = states[index], states[index + 1]
             atomic_operation = operation.atomic or (migration.atomic and operation.atomic is not False)
@@ -110,6 +118,8 @@ def applied_on(migration: Migration, states: list[ProjectState]) -> Iterator[Non
                     operation.database_forwards(migration.app_label, schema_editor, old_state, new_state)
             else:
                 operation.database_forwards(migration.app_label, schema_editor, old_state, new_state)
+        if after is not None:
+            after(schema_editor)
         return states[-1]
 
     migration.apply = apply  # type: ignore[method-assign]  (the tenant's own copy)

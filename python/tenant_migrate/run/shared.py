@@ -25,9 +25,12 @@ from ..search_path import one_transaction
 
 # Django's migration machinery is not thread-safe: rendered project states share model classes
 # (ProjectState.clone() copies the registry, not the classes), and rendering a model mutates
-# the _meta of the models it relates to. Concurrent tenants of one process therefore take
-# turns for everything that touches Django's side (compiling, Python steps, rendering,
-# signals); Rust's replay, where the time goes, runs outside this lock.
+# the _meta of the models it relates to; nor is user code (a data migration's body, a signal
+# receiver) written to run in two threads at once. Concurrent tenants of one process therefore
+# take turns for everything that touches Django's side (compiling, Python steps, rendering,
+# signals). Outside this lock: Rust's replay, and the statements of a tenant's own connection
+# that need nothing of it (around the operations of a step on shared states, see Holding;
+# the built-in post_migrate receivers' rows, see Batch.write).
 DJANGO_LOCK = threading.RLock()
 
 
@@ -40,6 +43,28 @@ def django_side(method: Any) -> Any:
             return method(*args, **kwargs)
 
     return locked
+
+
+class Holding:
+    """DJANGO_LOCK taken and let go within one step by the thread that runs it.
+
+    A migration Django applies on shared operation states runs its operations (user code,
+    rendering) under the lock, and the statements of ours and Django's around them (the
+    transaction's start, the history row and its guard, the commit) outside it: those round
+    trips were most of the time the lock was held, while the other tenants waited."""
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def take(self) -> None:
+        if not self.held:
+            DJANGO_LOCK.acquire()
+            self.held = True
+
+    def let_go(self) -> None:
+        if self.held:
+            self.held = False
+            DJANGO_LOCK.release()
 
 
 class Shared:

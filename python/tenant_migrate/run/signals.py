@@ -14,10 +14,17 @@ from .builtin_receivers import Batch, sync_receivers
 from .options import MigrateOptions
 
 
-def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any) -> None:
+def emit(
+    signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps: Any, plan: Any
+) -> Batch | None:
     """Django's emit_pre/post_migrate_signal, for the tenant apps only. As under Django, the
     receivers run in autocommit, in no transaction of ours: one that catches a database error
-    (an optional table) and carries on leaves nothing broken behind."""
+    (an optional table) and carries on leaves nothing broken behind.
+
+    Returns the built-in receivers' rows not yet written (``post_migrate``), deferred past
+    every other receiver: the caller writes them (``Batch.write``) once it has let go of the
+    Django lock, so that another tenant's Django work need not wait for these round trips
+    (written here, under the lock, where making such rows runs receivers)."""
     when = "pre" if signal is signals.pre_migrate else "post"
     batch = Batch.start(alias, opts.verbosity, state_apps) if signal is signals.post_migrate else None
     for app_config in global_apps.get_app_configs():
@@ -46,7 +53,20 @@ def emit(signal: Any, out: Output, alias: str, opts: MigrateOptions, state_apps:
                     batch.flush()
                 receiver(signal=signal, sender=app_config, **named)
     if batch is not None:
-        batch.flush()
+        batch.clear_cache()
+        if heard(*(model for model in (batch.content_type, batch.permission) if model is not None)):
+            batch.write()
+    return batch
+
+
+def heard(*models: Any) -> bool:
+    """Whether making and saving rows of ``models`` runs receivers: code not Django's, which
+    takes its turn under the Django lock."""
+    return any(
+        signal.has_listeners(model)
+        for signal in (signals.pre_init, signals.post_init, signals.pre_save, signals.post_save)
+        for model in models
+    )
 
 
 def post_migrate_apps(post_state: ProjectState) -> Any:

@@ -1,14 +1,20 @@
 """The statements Django runs for a step, as the Rust route sees its own: their text, their
-SQLSTATE, the server process running them, and the zero-downtime timeouts set around them."""
+SQLSTATE, the server process running them, the zero-downtime timeouts set around them, and
+which of them are the step's effect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db import DatabaseError as DjangoDatabaseError
+
 from .. import _core
+from ..interrupt import INTERRUPTER
+from ..output import Output
 from ..params import milliseconds
+from ..search_path import _transaction_started
 
 _NOT_EFFECTS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "")
 
@@ -76,3 +82,52 @@ def capturing(connection: Any, ran: list[str] | None) -> Iterator[None]:
 
     with connection.execute_wrapper(capture):
         yield
+
+
+@contextmanager
+def guarded(
+    connection: Any,
+    atomic: bool,
+    timeouts: tuple[float | None, float | None],
+    out: Output,
+    failed: Callable[[str], None],
+) -> Iterator[None]:
+    """Every statement Django runs for a step: stopped when the run is interrupted, and
+    with the zero-downtime timeouts set inside its transaction (SET LOCAL), as the Rust
+    side does. A non-atomic step gets them for the session, reset afterwards. The text of
+    a statement that fails goes to ``failed``; each one is told to the heartbeat."""
+    settings = timeout_settings(*timeouts) if connection.vendor == "postgresql" else []
+    busy = False
+
+    def guard(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal busy
+        INTERRUPTER.check()
+        connection = context["connection"]
+        if settings and not busy and connection.in_atomic_block and not _transaction_started(connection):
+            busy = True
+            try:
+                set_config(connection, settings, local=True)
+            finally:
+                busy = False
+        heartbeat = out.heartbeat
+        if heartbeat is not None:
+            if heartbeat.via_django and heartbeat.django_pid is None:
+                heartbeat.django_pid = server_pid(connection)
+            heartbeat.statement(sql)
+        try:
+            return execute(sql, params, many, context)
+        except DjangoDatabaseError:
+            failed(statement_text(connection, sql, None if many else params))
+            raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.statement(None)
+
+    if settings and not atomic:
+        set_config(connection, settings, local=False)
+    try:
+        with connection.execute_wrapper(guard):
+            yield
+    finally:
+        if settings and not atomic:
+            set_config(connection, [(name, "0") for name, _ in settings], local=False)

@@ -1,8 +1,10 @@
 """A heartbeat while a migration runs long: which migration, for how long, the statement it
 runs and, on PostgreSQL, what it waits for (a lock held by which other process).
 
-It runs in a thread of its own: the Rust core releases the interpreter while it talks to the
-database, so the heartbeat keeps beating while a statement is blocked. On a terminal it is one
+The beats come from a thread of their own, one for the whole process (``TICKER``): the Rust
+core releases the interpreter while it talks to the database, so the heartbeat keeps beating
+while a statement is blocked; and a run of thousands of tenants starts and joins no thread per
+tenant. On a terminal it is one
 live line, redrawn in place and cleared before the migration's result is printed; under the
 progress bar of ``migratealltenants`` it is a live line of that display (``BOARDS``);
 otherwise (a log, CI) each beat is a plain line of its own, and the migration's line is printed
@@ -88,19 +90,20 @@ class Heartbeat:
         self.django_pid: int | None = None
         self.django_statement: str | None = None
         self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="tenant-migrate-heartbeat", daemon=True)
+        # Held while a beat is under way: leaving waits for it, and no beat comes after.
+        self.beating = threading.Lock()
+        self.stopped = False
         self.monitor: Any = None
 
     def __enter__(self) -> Heartbeat:
         if self.interval > 0:
-            self.thread.start()
+            TICKER.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        if self.thread.is_alive():
-            self.thread.join()
+        TICKER.remove(self)
+        with self.beating:
+            self.stopped = True
         self.clear()
         if self.monitor is not None:
             self.monitor.close()
@@ -136,35 +139,40 @@ class Heartbeat:
             self.stream.flush()
         self.drawn = False
 
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            with self.lock:
-                current = self.current
-            if current is None:
-                continue
-            label, began = current
-            elapsed = time.monotonic() - began
-            text = f"[heartbeat] tenant '{self.tenant_id}': {label} running for {duration(elapsed)}"
-            detail = self.detail()
-            if detail:
-                text += f"; {detail}"
-            with self.lock:
-                if self.current != current:
-                    continue  # the step ended while the database was asked
-                if self.board is not None:
-                    self.board.beat(self.tenant_id, text)
-                    self.drawn = True
-                    continue
-                if self.live:
-                    prefix = self.open_line()
-                    line = (prefix + " " if prefix else "") + text
-                    width = shutil.get_terminal_size().columns - 1
-                    # Longer than the terminal, the line would wrap and could not be redrawn.
-                    self.stream.write(CLEAR + line[: max(width, 20)])
-                    self.drawn = True
-                else:
-                    self.stream.write(text + "\n")
-                self.stream.flush()
+    def beat(self) -> None:
+        """One beat (called by ``TICKER`` every ``interval`` seconds): said if a step runs."""
+        with self.beating:
+            if not self.stopped:
+                self._beat()
+
+    def _beat(self) -> None:
+        with self.lock:
+            current = self.current
+        if current is None:
+            return
+        label, began = current
+        elapsed = time.monotonic() - began
+        text = f"[heartbeat] tenant '{self.tenant_id}': {label} running for {duration(elapsed)}"
+        detail = self.detail()
+        if detail:
+            text += f"; {detail}"
+        with self.lock:
+            if self.current != current:
+                return  # the step ended while the database was asked
+            if self.board is not None:
+                self.board.beat(self.tenant_id, text)
+                self.drawn = True
+                return
+            if self.live:
+                prefix = self.open_line()
+                line = (prefix + " " if prefix else "") + text
+                width = shutil.get_terminal_size().columns - 1
+                # Longer than the terminal, the line would wrap and could not be redrawn.
+                self.stream.write(CLEAR + line[: max(width, 20)])
+                self.drawn = True
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
 
     def detail(self) -> str:
         django = self.via_django
@@ -208,3 +216,45 @@ class Heartbeat:
         if blockers:
             text += f" held by pid {blockers}"
         return text
+
+
+class Ticker:
+    """The thread that beats for every heartbeat of the process, each ``interval`` seconds
+    after it began. Beats of tenants running alongside take turns: one that waits for the
+    server's answer (its activity) delays the others' by as much."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        # Each heartbeat, with when it beats next.
+        self.due: dict[Heartbeat, float] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, heartbeat: Heartbeat) -> None:
+        with self.changed:
+            self.due[heartbeat] = time.monotonic() + heartbeat.interval
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="tenant-migrate-heartbeat", daemon=True)
+                self.thread.start()
+            self.changed.notify()
+
+    def remove(self, heartbeat: Heartbeat) -> None:
+        with self.changed:
+            self.due.pop(heartbeat, None)
+
+    def run(self) -> None:
+        while True:
+            with self.changed:
+                now = time.monotonic()
+                beats = [heartbeat for heartbeat, at in self.due.items() if at <= now]
+                for heartbeat in beats:
+                    # The next multiple of its interval: a late beat does not bring on others.
+                    late = now - self.due[heartbeat]
+                    self.due[heartbeat] += heartbeat.interval * (1 + int(late // heartbeat.interval))
+                if not beats:
+                    self.changed.wait(min(self.due.values()) - now if self.due else None)
+                    continue
+            for heartbeat in beats:
+                heartbeat.beat()
+
+
+TICKER = Ticker()

@@ -129,3 +129,43 @@ def test_in_a_log_a_beat_is_a_line_of_its_own_that_never_outlives_its_migration(
     assert all(i < result for i in found if "products/0002_big.py" in lines[i]), lines
     assert not any(re.search(r"running for 0(\.0)?s\b", lines[i]) for i in found), lines
     assert any(re.search(r"running for 0\.[1-9]s\b", lines[i]) for i in found), lines
+
+
+def test_one_thread_beats_for_every_tenant_and_none_after_a_tenant_is_done() -> None:
+    """``migratealltenants`` runs thousands of tenants, each with its heartbeat: they share one
+    thread, which says each step that runs long, alongside others, and nothing once the
+    tenant's heartbeat is over."""
+    import io
+    import threading
+    import time
+
+    from tenant_migrate.heartbeat import TICKER, Heartbeat
+
+    def started() -> int:
+        return sum(t.name == "tenant-migrate-heartbeat" for t in threading.enumerate())
+
+    streams = []
+    for round_ in range(20):
+        # Two tenants alongside, as with --jobs 2: each one's step runs 3 intervals long.
+        pair = [(io.StringIO(), f"t{round_}-{side}") for side in range(2)]
+        hearts = [Heartbeat(stream, 0.02, tenant, None, {}) for stream, tenant in pair]
+        for heart in hearts:
+            heart.__enter__()
+            heart.step(f"{heart.tenant_id}/0002_slow.py")
+        time.sleep(0.07)
+        for heart in hearts:
+            heart.step(None)
+            heart.__exit__(None, None, None)
+        streams.extend(pair)
+        assert started() == 1
+    said = {tenant: stream.getvalue() for stream, tenant in streams}
+    time.sleep(0.1)
+    assert {tenant: stream.getvalue() for stream, tenant in streams} == said, "a beat after the end"
+    for tenant, text in said.items():
+        lines = text.splitlines()
+        assert lines, f"no beat for {tenant}"
+        assert all(
+            line.startswith(f"[heartbeat] tenant '{tenant}': {tenant}/0002_slow.py running for ")
+            for line in lines
+        )
+    assert TICKER.due == {}

@@ -232,7 +232,8 @@ class Ticker:
     def add(self, heartbeat: Heartbeat) -> None:
         with self.changed:
             self.due[heartbeat] = time.monotonic() + heartbeat.interval
-            if self.thread is None:
+            # None yet, or not in this process (a fork copies the object, not the thread).
+            if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self.run, name="tenant-migrate-heartbeat", daemon=True)
                 self.thread.start()
             self.changed.notify()
@@ -254,7 +255,10 @@ class Ticker:
                     self.changed.wait(min(self.due.values()) - now if self.due else None)
                     continue
             for heartbeat in beats:
-                heartbeat.beat()
+                try:
+                    heartbeat.beat()
+                except Exception:  # its stream gone (a closed pipe): it stops, the others go on
+                    self.remove(heartbeat)
 
 
 TICKER = Ticker()

@@ -169,3 +169,27 @@ def test_one_thread_beats_for_every_tenant_and_none_after_a_tenant_is_done() -> 
             for line in lines
         )
     assert TICKER.due == {}
+
+
+def test_a_heartbeat_whose_stream_is_gone_stops_and_the_others_go_on() -> None:
+    import io
+    import time
+
+    from tenant_migrate.heartbeat import TICKER, Heartbeat
+
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("the reader went away")
+
+    alive = io.StringIO()
+    gone, fine = Heartbeat(Gone(), 0.02, "gone", None, {}), Heartbeat(alive, 0.02, "fine", None, {})
+    for heart in (gone, fine):
+        heart.__enter__()
+        heart.step("products/0002_slow.py")
+    time.sleep(0.15)
+    assert gone not in TICKER.due
+    assert fine in TICKER.due
+    for heart in (gone, fine):
+        heart.step(None)
+        heart.__exit__(None, None, None)
+    assert len(alive.getvalue().splitlines()) >= 3, alive.getvalue()

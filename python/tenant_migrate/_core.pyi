@@ -232,8 +232,9 @@ class _TenantSession(Protocol):
         """The tenant's connection (to interrupt it; for the heartbeat)."""
     def target_checked(self) -> None:
         """With an app label only: the history passed Django's checks; the target is next."""
-    def planned(self, plan: Plan) -> tuple[_MigrationHooks, list[str]] | None:
-        """``None`` ends the run here; else the hooks and the history table's DDL."""
+    def planned(self, plan: Plan) -> tuple[_MigrationHooks, list[str], str | None] | None:
+        """``None`` ends the run here; else the hooks, the history table's DDL and the state
+        key the replay cache files this plan's compiled SQL under (``None``: no cache)."""
     def finished(self, report: Report) -> None:
         """The plan is executed; still under the run lock (``post_migrate``)."""
     def closing(self) -> None:

@@ -156,6 +156,8 @@ def _reserved_for(key: Any, base: dict[str, Any], master: dict[str, Any]) -> dic
     except KeyError:
         pass
     reserved: dict[tuple[str, ...], str] = {}
+    template_database: str | None
+    template_schema: str | None
     try:
         template_database, template_schema = defaults_for(TEMPLATE_ID)
     except (KeyError, IndexError, ValueError):  # a DATABASE_NAME/SCHEMA_NAME str.format refuses

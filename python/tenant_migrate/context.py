@@ -88,7 +88,7 @@ class PerTenantCache(dict):  # type: ignore[type-arg]
     master or to another tenant (their ids differ)."""
 
     # Identity, not contents, so that every cache can be kept in a WeakSet.
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # type: ignore[assignment]
     __eq__ = object.__eq__  # type: ignore[assignment]
 
     def __getitem__(self, alias: Any) -> Any:

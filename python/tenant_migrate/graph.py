@@ -151,7 +151,7 @@ class RawGraphLoader(MigrationLoader):
         # Mirrors MigrationLoader.build_graph and add_external_dependencies (Django 4.2-5.2),
         # recording what check_key returns while the graph is still being built.
         self.load_disk()
-        self.applied_migrations = {}
+        self.applied_migrations: dict[tuple[str, str], Any] = {}
         self.graph = MigrationGraph()
         self.replacements = {}
         for key, migration in self.disk_migrations.items():

@@ -27,6 +27,10 @@ class RegistryRow:
     connection: str
 
 
+# A tenant's registry row, as the core reads it or as Django does.
+Record = _core.TenantRecord | RegistryRow
+
+
 def _master_in_memory() -> bool:
     master = connections[master_alias()]
     return master.vendor == "sqlite" and master.is_in_memory_db()
@@ -36,7 +40,7 @@ def _row(tenant: Any) -> RegistryRow:
     return RegistryRow(*record_values(tenant))
 
 
-def lookup(tenant_id: str) -> _core.TenantRecord | RegistryRow:
+def lookup(tenant_id: str) -> Record:
     """The registry row, read by Rust from the master database; through Django only when the
     master is an in-memory SQLite database (a test run), which another connection cannot see."""
     check_tenant_id(tenant_id)

@@ -84,7 +84,7 @@ def _drop(made: TemporaryTenant) -> None:
         return
     import psycopg
 
-    params = {
+    params: dict[str, Any] = {
         "host": made.settings_dict.get("HOST") or None,
         "port": made.settings_dict.get("PORT") or None,
         "user": made.settings_dict.get("USER") or None,

@@ -24,7 +24,7 @@ from ..context import tenant_as_default
 from ..exceptions import TenantRunError, UnappliedMigrations
 from ..heartbeat import Heartbeat, same_terminal
 from ..interrupt import INTERRUPTER, cancel_django
-from ..lookup import lookup
+from ..lookup import Record, lookup
 from ..names import printable
 from ..output import Output, print_header, print_plan
 from ..params import add_read_committed, rust_params, vendor_of
@@ -45,7 +45,7 @@ def migrate_tenant(
 
 
 def migrate_record(
-    record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared | None = None
+    record: Record, opts: MigrateOptions, out: Output, shared: Shared | None = None
 ) -> _core.Report | None:
     settings_dict, schema = tenant_settings(record)
     if vendor_of(settings_dict) == "postgresql":
@@ -81,7 +81,7 @@ class TenantSession:
     ``post_migrate``."""
 
     def __init__(
-        self, connection: Any, record: _core.TenantRecord, opts: MigrateOptions, out: Output, shared: Shared
+        self, connection: Any, record: Record, opts: MigrateOptions, out: Output, shared: Shared
     ) -> None:
         self.connection = connection
         self.record = record

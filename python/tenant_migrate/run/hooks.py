@@ -20,7 +20,7 @@ from ..output import Output
 from ..search_path import begin_transaction, reset_session_path
 from .operation_states import applied_on, operation_states, shareable, starts_with_python, undelay
 from .shared import Holding, Shared, django_side
-from .sharing import watching
+from .sharing import Sharing, watching
 from .signals import heard
 from .statements import capturing, guarded, server_pid, sqlstate
 
@@ -118,6 +118,7 @@ class DjangoHooks:
 
     def _render(self) -> None:
         self._catch_up()
+        assert self.state is not None  # made by _catch_up
         if "apps" not in self.state.__dict__:
             self.state.apps  # noqa: B018
 
@@ -133,7 +134,7 @@ class DjangoHooks:
         return bool(applied)
 
     @django_side
-    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], Sharing] | None:
         """The migration's SQL and whom it is good for (see ``sharing.py``)."""
         migration = self.nodes[(app, name)]
         if needs_django(migration, backwards):
@@ -185,6 +186,7 @@ class DjangoHooks:
                 self.state = cached
                 return cached
         self._render()
+        assert self.state is not None  # made by _render
         if self.state.is_delayed and starts_with_python(migration):
             # Kept for the tenants of the group: see undelay.
             undelay(self.state)
@@ -192,7 +194,7 @@ class DjangoHooks:
             self.shared.keep_step_state(key, self.state)
         return self.state
 
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], Sharing] | None:
         """Django applies (or unapplies) the step. For a migration that runs no Python: the
         SQL it ran, for replay on other tenants, and whom it is good for (``sharing.py``).
         Under DJANGO_LOCK, but for the statements around the operations (see ``_apply``)."""
@@ -205,7 +207,7 @@ class DjangoHooks:
 
     def _apply_with_django(
         self, app: str, name: str, backwards: bool, hold: Holding
-    ) -> tuple[list[str], str] | None:
+    ) -> tuple[list[str], Sharing] | None:
         migration = self.nodes[(app, name)]
         ran: list[str] | None = None if needs_python(migration, backwards) else []
         # A non-atomic migration's statements must not be wrapped in transactions.

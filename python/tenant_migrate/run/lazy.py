@@ -10,6 +10,7 @@ from .. import _core
 from ..output import Output
 from .hooks import DjangoHooks
 from .shared import django_side
+from .sharing import Sharing
 
 
 class LazyHooks:
@@ -42,10 +43,10 @@ class LazyHooks:
     def soft_applied(self, app: str, name: str) -> bool:
         return self.real().soft_applied(app, name)
 
-    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+    def compile(self, app: str, name: str, backwards: bool) -> tuple[list[str], Sharing] | None:
         return self.real().compile(app, name, backwards)
 
-    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], str] | None:
+    def apply_with_django(self, app: str, name: str, backwards: bool) -> tuple[list[str], Sharing] | None:
         return self.real().apply_with_django(app, name, backwards)
 
     def replayed(self, app: str, name: str, backwards: bool) -> None:

@@ -122,7 +122,8 @@ def applied_on(
             after(schema_editor)
         return states[-1]
 
-    migration.apply = apply  # type: ignore[method-assign]  (the tenant's own copy)
+    # The tenant's own copy of the migration: nothing shared is changed.
+    migration.apply = apply  # type: ignore[method-assign]
     try:
         yield
     finally:

@@ -22,10 +22,13 @@ import functools
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED
+
+# What one compile is good for, as the core's ``Sharing`` names it.
+Sharing = Literal["catalog", "state", "tenant"]
 
 # Statements that read, not change (PRAGMA too: SQLite's introspection).
 _READS = frozenset({"SELECT", "WITH", "SHOW", "PRAGMA", "EXPLAIN", "VALUES", "TABLE"})
@@ -85,7 +88,7 @@ class Watch:
         with self.connection.execute_wrapper(note):
             yield
 
-    def sharing(self, state_shareable: bool) -> str:
+    def sharing(self, state_shareable: bool) -> Sharing:
         if self.per_tenant:
             return "tenant"
         return "catalog" if self.read or not state_shareable else "state"

@@ -146,13 +146,13 @@ def test_one_thread_beats_for_every_tenant_and_none_after_a_tenant_is_done() -> 
 
     streams = []
     for round_ in range(20):
-        # Two tenants alongside, as with --jobs 2: each one's step runs 3 intervals long.
+        # Two tenants alongside, as with --jobs 2: each one's step runs 6 intervals long.
         pair = [(io.StringIO(), f"t{round_}-{side}") for side in range(2)]
         hearts = [Heartbeat(stream, 0.02, tenant, None, {}) for stream, tenant in pair]
         for heart in hearts:
             heart.__enter__()
             heart.step(f"{heart.tenant_id}/0002_slow.py")
-        time.sleep(0.07)
+        time.sleep(0.12)
         for heart in hearts:
             heart.step(None)
             heart.__exit__(None, None, None)
@@ -186,7 +186,7 @@ def test_a_heartbeat_whose_stream_is_gone_stops_and_the_others_go_on() -> None:
     for heart in (gone, fine):
         heart.__enter__()
         heart.step("products/0002_slow.py")
-    time.sleep(0.15)
+    time.sleep(0.3)
     assert gone not in TICKER.due
     assert fine in TICKER.due
     for heart in (gone, fine):
